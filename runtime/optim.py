@@ -138,7 +138,7 @@ class LightningOptimizer:
         def closure_then_hooks() -> Any:
             result = closure() if closure is not None else None
             trainer.precision_plugin.unscale_gradients(self._optimizer)
-            trainer._call_hook("on_before_optimizer_step", self._optimizer)
+            trainer._before_optimizer_step(self._optimizer)
             return result
 
         result = trainer.precision_plugin.optimizer_step(self._optimizer, closure_then_hooks, skip_without_loss=False)
