@@ -13,11 +13,25 @@ from runtime.trainer import Trainer
 
 __version__ = "0.1.0"
 
+
+
+class _CurrentStdoutHandler(_logging.StreamHandler):
+    """Writes to whatever sys.stdout is at emit time, so redirections (and pytest's capture) see it."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return _sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 _log = _logging.getLogger(__name__)
 if not _log.handlers:
     # Like lightning.pytorch: run information (model summary, notices) reaches stdout by default.
     _log.setLevel(_logging.INFO)
-    _log.addHandler(_logging.StreamHandler(_sys.stdout))
+    _log.addHandler(_CurrentStdoutHandler())
     _log.propagate = False
 
 __all__ = [

@@ -10,6 +10,7 @@ Equivalence with a hand-written loop rests on three rules kept here:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import time
@@ -244,6 +245,8 @@ class EvaluationLoop:
         module = trainer.lightning_module
         prefix = self._prefix
         step_fn = getattr(module, f"{prefix}_step")
+        if len(loaders) > 1:
+            _require_dataloader_idx(step_fn, f"{prefix}_step")
         legacy_epoch_end = trainer._legacy_eval_epoch_end(prefix)
         self.results.reset()
         trainer._results = self.results
@@ -343,13 +346,25 @@ class PredictLoop:
         return all_predictions[0] if len(all_predictions) == 1 else all_predictions
 
 
+def _require_dataloader_idx(step_fn: Any, name: str) -> None:
+    parameters = inspect.signature(step_fn).parameters
+    takes_it = "dataloader_idx" in parameters or any(
+        p.kind in (p.VAR_POSITIONAL,) for p in parameters.values()
+    ) or len(parameters) >= 3
+    if not takes_it:
+        raise MisconfigurationException(
+            f"Several dataloaders were given, so {name} is called with a third argument; define it as "
+            f"`def {name}(self, batch, batch_idx, dataloader_idx=0)`."
+        )
+
+
 def run_sanity_check(trainer: Trainer, loop: EvaluationLoop, loaders: list[Any], steps: int) -> None:
     """A few validation batches before training, to fail fast; leaves every RNG as it found it."""
     states = capture_rng_states()
     trainer.sanity_checking = True
     try:
         trainer._call_hook("on_sanity_check_start")
-        limits = [trainer._limit_eval(loader, "val") if steps == -1 else float(steps) for loader in loaders]
+        limits = [n if steps == -1 else min(n, float(steps)) for n in trainer.num_val_batches]
         loop.run(loaders, limits, log_to_loggers=False)
         trainer._call_hook("on_sanity_check_end")
     finally:
