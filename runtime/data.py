@@ -23,7 +23,7 @@ def resolve_dataloaders(kind: str, given: Any, datamodule: Any, module: Any) -> 
     method = _LOADER_METHODS[kind]
     if given is None:
         for source in (datamodule, module):
-            if source is not None and overrides(source, DataHooks, method):
+            if source is not None and (overrides(source, DataHooks, method) or method in vars(source)):
                 given = getattr(source, method)()
                 break
     if given is None:
