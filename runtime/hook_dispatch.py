@@ -42,6 +42,11 @@ class HookDispatcher:
             self._cache[name] = found
         return found
 
+    def has(self, name: str) -> bool:
+        """Whether anything listens to `name`; lets the step path skip building the hook's arguments."""
+        callback_fns, module_fn = self._listeners(name)
+        return bool(callback_fns) or module_fn is not None
+
     def module_hook(self, name: str) -> Callable[..., Any] | None:
         return self._listeners(name)[1]
 

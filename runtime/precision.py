@@ -36,8 +36,10 @@ class Precision:
     name = "32-true"
     scaler: torch.amp.GradScaler | None = None
 
+    _no_context = contextlib.nullcontext()
+
     def forward_context(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
+        return self._no_context
 
     def convert_module(self, module: torch.nn.Module) -> torch.nn.Module:
         return module

@@ -671,7 +671,7 @@ class Trainer:
 
     def _zero_grad(self, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
         hooks = self._hooks
-        if hooks.callback_hooks("on_before_zero_grad") or hooks.module_hook("on_before_zero_grad"):
+        if hooks.has("on_before_zero_grad"):
             self._fx = "on_before_zero_grad"
             hooks.call("on_before_zero_grad", optimizer)
             self._fx = "training_step"
@@ -680,11 +680,11 @@ class Trainer:
     def _run_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         hooks = self._hooks
         fx = self._fx
-        if hooks.callback_hooks("on_before_backward") or hooks.module_hook("on_before_backward"):
+        if hooks.has("on_before_backward"):
             self._fx = "on_before_backward"
             hooks.call("on_before_backward", loss)
         self.precision_plugin.backward(loss, self.lightning_module, *args, **kwargs)
-        if hooks.callback_hooks("on_after_backward") or hooks.module_hook("on_after_backward"):
+        if hooks.has("on_after_backward"):
             self._fx = "on_after_backward"
             hooks.call("on_after_backward")
         self._fx = fx
@@ -693,7 +693,7 @@ class Trainer:
         """After the closure: hooks see unscaled gradients, then automatic clipping."""
         module = self.lightning_module
         hooks = self._hooks
-        if hooks.callback_hooks("on_before_optimizer_step") or hooks.module_hook("on_before_optimizer_step"):
+        if hooks.has("on_before_optimizer_step"):
             fx = self._fx
             self._fx = "on_before_optimizer_step"
             hooks.call("on_before_optimizer_step", optimizer)
