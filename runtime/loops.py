@@ -13,17 +13,31 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from runtime.callbacks.callback import Callback, overrides
+from runtime.callbacks.early_stopping import EarlyStopping
+from runtime.callbacks.model_checkpoint import ModelCheckpoint
+from runtime.checkpoint_loops import epoch_marks
 from runtime.exceptions import MisconfigurationException
 from runtime.metrics import ResultCollection
 from runtime.seed import capture_rng_states, restore_rng_states
 
 if TYPE_CHECKING:
     from runtime.trainer import Trainer
+
+
+@dataclass
+class ResumePoint:
+    """Where a run restored from a checkpoint picks up (see `FitLoop.state_dict`)."""
+
+    batch_idx: int
+    rng_states: dict[str, Any] | None
+    epoch_start_rng_states: dict[str, Any] | None
+    pending_batch: dict[str, bool] | None
 
 
 class FitLoop:
@@ -37,44 +51,58 @@ class FitLoop:
         self.global_step = 0
         self.batches_that_stepped = 0
         self.epoch_start_rng_states: dict[str, Any] | None = None
-        self.resume_batch_idx = 0
-        self.resume_rng_states: dict[str, Any] | None = None
-        self._start_time = 0.0
+        self.epoch_start_marks: dict[str, int] = {}
+        self.validation_runs = 0
+        # "idle" between epochs, "epoch" inside one, "batch_end" while a trained batch's after-work runs
+        # (on_train_batch_end, validation when due, counters), "epoch_end" in on_train_epoch_end.
+        self.phase = "idle"
+        self.pending_batch: dict[str, bool] | None = None
+        self.resume: ResumePoint | None = None
         self._train_outputs: list[Any] = []
 
     # --- loop state, saved in checkpoints --------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Where a run restored from this moment picks up.
+
+        Saved from `on_train_epoch_end`: the next epoch. Saved after a batch trained (its
+        `on_train_batch_end`, or a validation that batch triggered): that batch's remaining work
+        (`pending_batch`), then the next batch of the same shuffled order, which the epoch-start
+        RNG states reproduce.
+        """
+        epoch, batch_idx = self.epoch, self.batch_idx
+        if self.phase == "epoch_end":
+            epoch, batch_idx = epoch + 1, 0
         return {
-            "epoch": self.epoch,
-            "batch_idx": self.batch_idx,
+            "epoch": epoch,
+            "batch_idx": batch_idx,
             "total_batch_idx": self.total_batch_idx,
             "global_step": self.global_step,
             "batches_that_stepped": self.batches_that_stepped,
-            "epoch_start_rng_states": self.epoch_start_rng_states,
+            "epoch_start_rng_states": self.epoch_start_rng_states if batch_idx else None,
+            "epoch_start_marks": dict(self.epoch_start_marks),
+            "pending_batch": dict(self.pending_batch) if self.pending_batch is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any], rng_states: dict[str, Any] | None) -> None:
+        """`rng_states`: the generators at save time, restored where the interrupted run was."""
         self.epoch = state["epoch"]
+        self.batch_idx = 0
         self.total_batch_idx = state["total_batch_idx"]
         self.global_step = state["global_step"]
         self.batches_that_stepped = state["batches_that_stepped"]
-        self.resume_batch_idx = state["batch_idx"]
-        self.epoch_start_rng_states = state.get("epoch_start_rng_states")
-        self.resume_rng_states = rng_states
+        self.epoch_start_marks = dict(state.get("epoch_start_marks") or {})
+        self.resume = ResumePoint(state["batch_idx"], rng_states, state.get("epoch_start_rng_states"),
+                                  state.get("pending_batch"))
 
     # --- stopping ---------------------------------------------------------------------------------
     def max_steps_reached(self) -> bool:
         max_steps = self.trainer.max_steps
         return max_steps != -1 and self.global_step >= max_steps
 
-    def time_is_up(self) -> bool:
-        max_time = self.trainer.max_time_seconds
-        return max_time is not None and time.monotonic() - self._start_time >= max_time
-
     @property
     def done(self) -> bool:
         trainer = self.trainer
-        if self.max_steps_reached() or self.time_is_up():
+        if self.max_steps_reached():
             return True
         if trainer.max_epochs != -1 and self.epoch >= trainer.max_epochs:
             return True
@@ -91,7 +119,6 @@ class FitLoop:
     # --- running ----------------------------------------------------------------------------------
     def run(self) -> None:
         trainer = self.trainer
-        self._start_time = time.monotonic()
         trainer._call_hook("on_train_start")
         while not self.done:
             self.run_epoch()
@@ -102,28 +129,35 @@ class FitLoop:
         module = trainer.lightning_module
         loader = trainer.train_dataloader
         num_batches = trainer.num_training_batches
+        resume, self.resume = self.resume, None
+        if resume is not None and not resume.batch_idx and resume.rng_states is not None:
+            restore_rng_states(resume.rng_states)
         _set_sampler_epoch(loader, self.epoch)
         module.train()
+        self.phase = "epoch"
         trainer._fx = "on_train_epoch_start"
         trainer._results = trainer._train_results
         trainer._call_hook("on_train_epoch_start")
 
-        start_batch = self.resume_batch_idx
-        if start_batch:
-            restore_rng_states(self.epoch_start_rng_states)
+        if resume is not None and resume.batch_idx:
+            start_batch = resume.batch_idx
+            iterator = self._iterator_after(loader, resume)
         else:
+            start_batch = 0
+            self.epoch_start_marks = epoch_marks(trainer)
             self.epoch_start_rng_states = capture_rng_states()
-        iterator = iter(loader)
-        if start_batch:
-            _skip_batches(iterator, start_batch)
-            restore_rng_states(self.resume_rng_states)
-            self.resume_batch_idx = 0
+            iterator = iter(loader)
         self.batch_idx = start_batch
 
         if math.isinf(num_batches):
             batches = _with_last_flag(iterator)
         else:
             batches = _counted(iterator, int(num_batches) - start_batch)
+        if resume is not None and resume.pending_batch is not None:
+            self.pending_batch = dict(resume.pending_batch)
+            self.phase = "batch_end"
+            if self._finish_batch(start_batch - 1):
+                batches = iter(())
         step_batch = self._automatic_step if module.automatic_optimization else self._manual_step
         transfer = trainer._transfer_batch
         results = trainer._train_results
@@ -145,6 +179,8 @@ class FitLoop:
             outputs, stepped = step_batch(batch, batch_idx, is_last)
             self.batch_idx = batch_idx + 1
             self.total_batch_idx += 1
+            self.pending_batch = {"is_last": is_last, "stepped": stepped, "validated": False}
+            self.phase = "batch_end"
             if stepped:
                 trainer._step_schedulers("step")
             if is_last:
@@ -155,30 +191,63 @@ class FitLoop:
                     hook(outputs, batch, batch_idx)
             if keep_outputs:
                 self._train_outputs.append(outputs)
-            if stepped and (self.batches_that_stepped + 1) % trainer.log_every_n_steps == 0:
-                trainer._log_train_step_metrics(self.batches_that_stepped)
-            if trainer._should_validate(batch_idx, is_last):
-                trainer._run_validation()
-                trainer._results = results
-                trainer._step_schedulers("step", plateau=True)
-            if stepped:
-                self.batches_that_stepped += 1
-            if trainer.should_stop and self._minimums_met() or self.max_steps_reached() or self.time_is_up():
+            if self._finish_batch(batch_idx):
                 break
         self._end_epoch()
 
+    def _finish_batch(self, batch_idx: int) -> bool:
+        """The rest of a trained batch after `on_train_batch_end`: step logging, validation when due, counters.
+
+        Returns True when training must stop before the next batch.
+        """
+        trainer = self.trainer
+        pending = self.pending_batch
+        stepped = pending["stepped"]
+        if stepped and (self.batches_that_stepped + 1) % trainer.log_every_n_steps == 0:
+            trainer._log_train_step_metrics(self.batches_that_stepped)
+        if not pending["validated"] and trainer._should_validate(batch_idx, pending["is_last"]):
+            pending["validated"] = True
+            self.validation_runs += 1
+            trainer._run_validation()
+            trainer._results = trainer._train_results
+            trainer._step_schedulers("step", plateau=True)
+        if stepped:
+            self.batches_that_stepped += 1
+        self.pending_batch = None
+        self.phase = "epoch"
+        return trainer.should_stop and self._minimums_met() or self.max_steps_reached()
+
+    def _iterator_after(self, loader: Any, resume: ResumePoint) -> Any:
+        """The loader's iterator past the `resume.batch_idx` batches the interrupted run trained.
+
+        The epoch-start RNG states recreate the interrupted epoch's shuffle; the RNG is then set to
+        where it was at the save. A checkpoint without them (written by Lightning) gets what
+        Lightning does: a fresh iterator, of which only the remaining count runs.
+        """
+        self.epoch_start_rng_states = resume.epoch_start_rng_states
+        if resume.epoch_start_rng_states is None:
+            return iter(loader)
+        restore_rng_states(resume.epoch_start_rng_states)
+        iterator = iter(loader)
+        _skip_batches(iterator, resume.batch_idx)
+        if resume.rng_states is not None:
+            restore_rng_states(resume.rng_states)
+        return iterator
+
     def _end_epoch(self) -> None:
         trainer = self.trainer
+        self.phase = "epoch_end"
         trainer._fx = "on_train_epoch_end"
         trainer._results = trainer._train_results
         if trainer._legacy_training_epoch_end:
             outputs, self._train_outputs = self._train_outputs, []
             trainer.lightning_module.training_epoch_end(outputs)
-        trainer._call_hook("on_train_epoch_end")
+        _call_train_epoch_end(trainer)
         trainer._finish_train_epoch_metrics(self.batches_that_stepped - 1)
         trainer._step_schedulers("epoch", plateau=True)
         self.epoch += 1
         self.batch_idx = 0
+        self.phase = "idle"
 
     def _automatic_step(self, batch: Any, batch_idx: int, is_last: bool) -> tuple[Any, bool]:
         """One training batch: forward, zero_grad at the start of an accumulation window, backward, maybe step."""
@@ -217,6 +286,25 @@ class FitLoop:
             outputs = {"loss": outputs.detach()}
         return outputs, self.global_step > steps_before
 
+
+
+def _call_train_epoch_end(trainer: Trainer) -> None:
+    """Callbacks, the module, then checkpointing and early stopping, as Lightning orders them.
+
+    The monitoring callbacks run last so they see what the module logs in its own
+    `on_train_epoch_end`.
+    """
+    module = trainer.lightning_module
+    listening = [cb for cb in trainer.callbacks if overrides(cb, Callback, "on_train_epoch_end")]
+    monitoring = [cb for cb in listening if isinstance(cb, (ModelCheckpoint, EarlyStopping))]
+    for callback in listening:
+        if callback not in monitoring:
+            callback.on_train_epoch_end(trainer, module)
+    module_fn = trainer._hooks.module_hook("on_train_epoch_end")
+    if module_fn is not None:
+        module_fn()
+    for callback in monitoring:
+        callback.on_train_epoch_end(trainer, module)
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:

@@ -7,6 +7,7 @@ import datetime
 import inspect
 import math
 import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,8 +15,11 @@ import torch
 
 from runtime.accelerator import choose_device
 from runtime.callbacks.callback import Callback, overrides
+from runtime.callbacks.model_checkpoint import ModelCheckpoint
 from runtime.callbacks.model_summary import ModelSummary
 from runtime.callbacks.progress import ProgressBar, TQDMProgressBar
+from runtime.callbacks.timer import Timer
+from runtime.checkpoint import interrupted_message
 from runtime.data import count_batches, limit_batches, resolve_dataloaders, without_shuffle
 from runtime.datamodule import LightningDataModule
 from runtime.device_transfer import move_data_to_device
@@ -157,6 +161,8 @@ class Trainer:
             enable_progress_bar=enable_progress_bar is not False,
             refresh_rate=translated.get("_progress_bar_refresh_rate"),
             enable_model_summary=enable_model_summary is not False,
+            enable_checkpointing=enable_checkpointing is not False,
+            max_time_seconds=self.max_time_seconds,
         )
         self._enable_checkpointing = enable_checkpointing is not False
 
@@ -389,6 +395,11 @@ class Trainer:
             with torch.autograd.set_detect_anomaly(self._detect_anomaly) if self._detect_anomaly \
                     else contextlib.nullcontext():
                 return self._run_stage(stage, model, ckpt_path, loaders)
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C: callbacks clean up, then one line on how to resume, and the shell's SIGINT exit code.
+            self._on_exception(interrupt)
+            print(interrupted_message(self, stage), file=sys.stderr)
+            raise SystemExit(130) from interrupt
         except BaseException as exception:
             self._on_exception(exception)
             raise
@@ -905,7 +916,8 @@ def _make_loggers(logger: Any, root_dir: str) -> list[Logger]:
 
 
 def _make_callbacks(callbacks: Any, enable_progress_bar: bool, refresh_rate: int | None,
-                    enable_model_summary: bool) -> list[Callback]:
+                    enable_model_summary: bool, enable_checkpointing: bool = True,
+                    max_time_seconds: float | None = None) -> list[Callback]:
     if callbacks is None:
         callbacks = []
     elif isinstance(callbacks, Callback):
@@ -923,7 +935,26 @@ def _make_callbacks(callbacks: Any, enable_progress_bar: bool, refresh_rate: int
         callbacks.append(TQDMProgressBar(refresh_rate=refresh_rate or 1))
     if enable_model_summary and not any(isinstance(cb, ModelSummary) for cb in callbacks):
         callbacks.append(ModelSummary())
-    return callbacks
+    has_checkpoint = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
+    if has_checkpoint and not enable_checkpointing:
+        raise MisconfigurationException(
+            "Trainer was configured with `enable_checkpointing=False` but found `ModelCheckpoint` in callbacks list; "
+            "remove one of the two."
+        )
+    if enable_checkpointing and not has_checkpoint:
+        callbacks.append(ModelCheckpoint())
+    if max_time_seconds is not None:
+        if any(isinstance(cb, Timer) for cb in callbacks):
+            rank_zero_info("Ignoring `Trainer(max_time=...)`, callbacks list already contains a Timer.")
+        else:
+            callbacks.append(Timer(duration=datetime.timedelta(seconds=max_time_seconds), interval="step"))
+    return _checkpoints_last(callbacks)
+
+
+def _checkpoints_last(callbacks: list[Callback]) -> list[Callback]:
+    """ModelCheckpoints run after the other callbacks, so the state they save includes this step's changes."""
+    return ([cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+            + [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)])
 
 
 def _merge_model_callbacks(callbacks: list[Callback], extra: Any) -> list[Callback]:
@@ -932,7 +963,7 @@ def _merge_model_callbacks(callbacks: list[Callback], extra: Any) -> list[Callba
         return callbacks
     extra = [extra] if isinstance(extra, Callback) else list(extra)
     replaced_types = {type(cb) for cb in extra}
-    return [cb for cb in callbacks if type(cb) not in replaced_types] + extra
+    return _checkpoints_last([cb for cb in callbacks if type(cb) not in replaced_types] + extra)
 
 
 def _print_results_table(stage: str, results: list[dict[str, float]]) -> None:
