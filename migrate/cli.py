@@ -43,6 +43,97 @@ def main() -> None:
     """Convert plain PyTorch training scripts to Lightning-style code that trains the same."""
 
 
+@main.command()
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    metavar="PATH...",
+    type=click.Path(exists=True, allow_dash=True),
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="A file for one input file; a directory for a directory or several inputs "
+    "(their tree is mirrored under it).",
+)
+@click.option("--in-place", is_flag=True, help="Replace each input, keeping a copy as PATH.bak.")
+@click.option("--dry-run", is_flag=True, help="Print a unified diff instead of writing.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the findings and each file's status to FILE as JSON.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["runtime", "lightning"]),
+    default="runtime",
+    show_default=True,
+    help="Import this package's runtime, or lightning.pytorch.",
+)
+@click.option("--no-format", is_flag=True, help="Leave the output unformatted (skip black).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Convert with this many processes.",
+)
+@click.pass_context
+def convert(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    output: Path | None,
+    in_place: bool,
+    dry_run: bool,
+    check: bool,
+    report: Path | None,
+    target: str,
+    no_format: bool,
+    jobs: int,
+) -> None:
+    """Convert PyTorch training scripts to LightningModule + LightningDataModule code.
+
+    Each PATH is a script, a directory (its *.py files, except *_lightning.py ones and
+    those in hidden directories and virtual environments), or - to read stdin and write
+    stdout. Without -o or --in-place, train.py becomes train_lightning.py beside it.
+
+    Prints each finding as path:line:col: MIGnnn message, then a summary line. Messages go
+    to stderr when stdout carries code (-) or a diff (--dry-run).
+
+    \b
+    Exit status:
+      0  done, including scripts without a training loop (nothing is written for them)
+      1  --check found a file that would change, or a finding is at error level
+      2  usage or input error (a syntax error, not UTF-8, too large, unreadable); the
+         other files of the run are still converted
+    """
+    # Imported here, not at the top: libcst and black take half a second to import, which
+    # `migrate verify` and every --help would pay for nothing.
+    from migrate.convert_run import ConvertOptions, run
+    from migrate.sources import UsageProblem
+
+    options = ConvertOptions(
+        paths=paths,
+        output=output,
+        in_place=in_place,
+        dry_run=dry_run,
+        check=check,
+        report=report,
+        target=target,
+        format=not no_format,
+        jobs=jobs,
+    )
+    try:
+        status = run(options)
+    except UsageProblem as problem:
+        raise click.UsageError(str(problem)) from problem
+    ctx.exit(status)
+
+
 @main.command(cls=_CommandWithScriptArgs)
 @click.argument("original", type=_existing_file)
 @click.argument("converted", type=_existing_file, required=False)

@@ -184,13 +184,25 @@ def run_script(
 
 
 def load_converter() -> Callable[[str], str]:
-    """`migrate.engine.convert_source`, once the converter exists."""
-    if importlib.util.find_spec("migrate.engine") is None:
+    """`migrate.engine.convert_source` as text in, text out, once the converter exists.
+
+    A script the converter cannot convert raises `VerifyError` with the converter's findings.
+    """
+    if importlib.util.find_spec("migrate.convert") is None:
         raise ConverterUnavailable(
             "the converter is not available yet, so CONVERTED is required: "
             "convert the script yourself and pass both files"
         )
-    return importlib.import_module("migrate.engine").convert_source
+    convert_source = importlib.import_module("migrate.engine").convert_source
+
+    def convert(source: str) -> str:
+        result = convert_source(source)
+        if result.output is None:
+            reasons = [finding.format() for finding in result.findings] or [result.status.value]
+            raise VerifyError(f"cannot convert the original: {'; '.join(reasons)}")
+        return result.output
+
+    return convert
 
 
 def verify_pair(
