@@ -1,0 +1,23 @@
+"""Read-only pattern finding over a libcst module; produces a `ScriptPlan` (see plan.py).
+
+Finding codes used by the converter (stable; see migrate/findings.py for severities):
+
+| code   | severity      | meaning                                                                  |
+|--------|---------------|--------------------------------------------------------------------------|
+| MIG101 | info          | converted train loop at FILE:A-B to training_step                        |
+| MIG102 | info          | converted validation loop at FILE:A-B to validation_step                 |
+| MIG103 | info          | converted test loop at FILE:A-B to test_step and trainer.test            |
+| MIG104 | info          | a loss module built inside a helper now built once in __init__           |
+| MIG105 | info          | device handling (`device = ...`, `.to(device)`, CUDA housekeeping) removed|
+| MIG106 | info          | epoch loop at FILE:A-B replaced by Trainer(max_epochs=...).fit           |
+| MIG107 | info          | a per-batch accumulation (`total += ...`) logged with self.log           |
+| MIG108 | info          | a print / tqdm bar replaced by self.log and the progress bar             |
+| MIG109 | info          | optimizer re-created every epoch: state reset in on_train_epoch_start    |
+| MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |
+| MIG302 | not-converted | `loss.backward(...)` with arguments                                       |
+"""
+
+from migrate.analysis.plan import ScriptPlan
+from migrate.analysis.script import analyse, is_lightning_form
+
+__all__ = ["ScriptPlan", "analyse", "is_lightning_form"]

@@ -1,0 +1,709 @@
+"""Recognises the loops: batch loops (train / eval steps) and the blocks around them
+(accumulator set-up, finalisation, prints, returns), inline or inside helper functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from migrate.analysis import device as dev
+from migrate.analysis import printing
+from migrate.analysis.nodes import (
+    call_name,
+    dotted,
+    expr_statement,
+    has_backward,
+    is_zero_literal,
+    method_call,
+    names_stored,
+    names_used,
+    pairwise_assign,
+    simple_assign,
+    small,
+    strip_item,
+    target_names,
+)
+from migrate.analysis.plan import Accumulator, Attribute, LogItem, OptimizerPlan, Span, StepPlan
+from migrate.findings import Finding, Severity
+
+_TQDM = {"tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "auto.tqdm", "notebook.tqdm"}
+_NO_GRAD = {"torch.no_grad", "torch.inference_mode", "no_grad", "inference_mode"}
+SCHEDULERS = {
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "CyclicLR",
+    "CosineAnnealingWarmRestarts",
+    "LinearLR",
+    "ConstantLR",
+    "PolynomialLR",
+    "SequentialLR",
+    "ChainedScheduler",
+}
+
+
+@dataclass
+class Context:
+    """What the recognisers share: where nodes are, the script's roles, and the findings."""
+
+    path: str
+    positions: dict
+    functions: dict[str, cst.FunctionDef]
+    optimizer_names: set[str] = field(default_factory=set)
+    scheduler_names: set[str] = field(default_factory=set)
+    device_names: set[str] = field(default_factory=set)
+    model_name: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    optimizer: OptimizerPlan | None = None
+    scheduler_interval: str | None = None
+    scheduler_monitor: cst.BaseExpression | None = None
+    used_functions: set[str] = field(default_factory=set)
+
+    def span(self, node: cst.CSTNode) -> Span:
+        pos = self.positions.get(node)
+        if pos is None:
+            return Span(0, 0, 0)
+        return Span(pos.start.line, pos.start.column + 1, pos.end.line)
+
+    def add(self, node: cst.CSTNode, code: str, severity: Severity, message: str) -> None:
+        span = self.span(node)
+        self.findings.append(Finding(self.path, span.line, span.col, code, severity, message))
+
+    def review(self, node: cst.CSTNode, message: str) -> None:
+        self.add(
+            node,
+            "MIG301",
+            Severity.NOT_CONVERTED,
+            f"not converted: {message}; kept with `# migrate: review`",
+        )
+
+
+@dataclass
+class Env:
+    """Names inside a helper function, mapped to the caller's expressions."""
+
+    subst: dict[str, cst.BaseExpression] = field(default_factory=dict)
+
+    def resolve(self, expr: cst.BaseExpression) -> cst.BaseExpression:
+        if isinstance(expr, cst.Name) and expr.value in self.subst:
+            return self.subst[expr.value]
+        if isinstance(expr, cst.Attribute):
+            base = self.resolve(expr.value)
+            if base is not expr.value:
+                return expr.with_changes(value=base)
+        return expr
+
+    def root(self, expr: cst.BaseExpression | None) -> str | None:
+        return dotted(self.resolve(expr)) if expr is not None else None
+
+
+def unwrap_iter(expr: cst.BaseExpression):
+    """Strips tqdm(...) and enumerate(...): (inner iterable, has enumerate, start, had tqdm)."""
+    enum, start, bar = False, None, False
+    while isinstance(expr, cst.Call) and expr.args:
+        name = call_name(expr)
+        if name in _TQDM:
+            bar = True
+        elif name == "enumerate":
+            enum = True
+            for i, arg in enumerate(expr.args[1:], 1):
+                if (arg.keyword is None or arg.keyword.value == "start") and not is_zero_literal(arg.value):
+                    start = arg.value
+        else:
+            break
+        expr = expr.args[0].value
+    return expr, enum, start, bar
+
+
+def is_range_loop(node: cst.For) -> bool:
+    inner, _, _, _ = unwrap_iter(node.iter)
+    return call_name(inner) in ("range", "trange", "tqdm.trange") or call_name(node.iter) in (
+        "trange",
+        "tqdm.trange",
+    )
+
+
+def epoch_range(node: cst.For) -> tuple[cst.BaseExpression, cst.BaseExpression | None] | None:
+    """`range(n)` -> (n, None); `range(1, n + 1)` -> (n, 1); `range(a, b)` -> (b - a, a)."""
+    inner, _, _, _ = unwrap_iter(node.iter)
+    if call_name(inner) not in ("range", "trange", "tqdm.trange"):
+        return None
+    args = [a.value for a in inner.args if a.keyword is None]
+    if len(args) == 1:
+        return args[0], None
+    if len(args) == 2:
+        start, stop = args
+        if (
+            m.matches(stop, m.BinaryOperation(operator=m.Add()))
+            and isinstance(start, cst.Integer)
+            and isinstance(stop.right, cst.Integer)
+            and stop.right.evaluated_value == start.evaluated_value
+        ):
+            return stop.left, start
+        if is_zero_literal(start):
+            return stop, None
+        return cst.BinaryOperation(left=stop, operator=cst.Subtract(), right=start), start
+    return None
+
+
+def no_grad_with(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.With) and all(
+        call_name(item.item) in _NO_GRAD or dotted(item.item) in _NO_GRAD for item in stmt.items
+    )
+
+
+def function_training(fn: cst.FunctionDef) -> bool:
+    return any(isinstance(n, cst.For) for n in m.findall(fn, m.For())) and has_backward(fn)
+
+
+def function_evaluates(fn: cst.FunctionDef) -> bool:
+    return bool(m.findall(fn, m.For())) and not has_backward(fn)
+
+
+def bind_call(fn: cst.FunctionDef, call: cst.Call) -> dict[str, cst.BaseExpression] | None:
+    """Parameter name -> argument expression (defaults included), or None when it cannot bind."""
+    params = list(fn.params.posonly_params) + list(fn.params.params)
+    kwonly = list(fn.params.kwonly_params)
+    result: dict[str, cst.BaseExpression] = {}
+    positional = [a for a in call.args if a.keyword is None]
+    if any(a.star for a in call.args):
+        return None
+    if len(positional) > len(params):
+        return None
+    for param, arg in zip(params, positional):
+        result[param.name.value] = arg.value
+    names = {p.name.value: p for p in params + kwonly}
+    for arg in call.args:
+        if arg.keyword is not None:
+            if arg.keyword.value not in names:
+                return None
+            result[arg.keyword.value] = arg.value
+    for param in params + kwonly:
+        if param.name.value not in result:
+            if param.default is None:
+                return None
+            result[param.name.value] = param.default
+    return result
+
+
+@dataclass
+class Block:
+    """The state while reading one block (a helper's body, or the epoch loop's body)."""
+
+    env: Env
+    stage: str  # "train" for blocks that train, else "val" (the caller may turn it into "test")
+    accs: dict[str, Accumulator] = field(default_factory=dict)
+    sizes: dict[str, str] = field(default_factory=dict)  # name -> "dataset" | "batches"
+    steps: list[StepPlan] = field(default_factory=list)
+    leftovers: list[cst.BaseStatement] = field(default_factory=list)
+    returns: list[cst.BaseExpression] = field(default_factory=list)
+    prints: list[cst.BaseExpression] = field(default_factory=list)
+    calls_eval: bool = False
+    count_names: set[str] = field(default_factory=set)
+    bars: dict[str, cst.BaseExpression] = field(default_factory=dict)  # pbar = tqdm(loader)
+
+
+def _divisor_kind(expr: cst.BaseExpression, block: Block) -> str | None:
+    if isinstance(expr, cst.Name):
+        if expr.value in block.sizes:
+            return block.sizes[expr.value]
+        acc = block.accs.get(expr.value)
+        if acc is not None and acc.is_count:
+            return "dataset"
+    if call_name(expr) == "len" and expr.args:
+        inner = expr.args[0].value
+        if isinstance(inner, cst.Attribute) and inner.attr.value in ("dataset", "sampler"):
+            return "dataset"
+        return "dataset" if not _looks_like_loader(inner) else "batches"
+    if call_name(expr) == "float" and expr.args:
+        return _divisor_kind(expr.args[0].value, block)
+    return None
+
+
+def _looks_like_loader(expr: cst.BaseExpression) -> bool:
+    name = (dotted(expr) or "").lower()
+    return "loader" in name or name.endswith("_dl") or name in ("dl", "dataloader")
+
+
+def _finalise(block: Block, name: str, divisor: cst.BaseExpression) -> bool:
+    acc = block.accs.get(name)
+    kind = _divisor_kind(divisor, block)
+    if acc is None or kind is None:
+        return False
+    acc.final = kind
+    return True
+
+
+def _list_mean(value: cst.BaseExpression, block: Block) -> str | None:
+    """`torch.mean(torch.tensor(acc))`, `np.mean(acc)`, `sum(acc) / len(acc)`, `torch.stack(acc).mean()`."""
+    name = call_name(value)
+    if name in ("torch.mean", "np.mean", "numpy.mean", "statistics.mean", "mean") and value.args:
+        inner = value.args[0].value
+        if (
+            call_name(inner) in ("torch.tensor", "torch.stack", "np.array", "torch.Tensor")
+            and inner.args
+        ):
+            inner = inner.args[0].value
+        if isinstance(inner, cst.Name) and inner.value in block.accs:
+            return inner.value
+    mc = method_call(value)
+    if (
+        mc
+        and mc[1] == "mean"
+        and call_name(mc[0]) in ("torch.stack", "torch.tensor")
+        and mc[0].args
+    ):
+        inner = mc[0].args[0].value
+        if isinstance(inner, cst.Name) and inner.value in block.accs:
+            return inner.value
+    if m.matches(value, m.BinaryOperation(operator=m.Divide(), left=m.Call(func=m.Name("sum")))):
+        inner = value.left.args[0].value
+        if isinstance(inner, cst.Name) and inner.value in block.accs:
+            return inner.value
+    return None
+
+
+def _is_count(expr: cst.BaseExpression, names=frozenset()) -> bool:
+    """`len(y)`, `y.size(0)`, `y.shape[0]`, `labels.numel()`, or a name bound to one in the loop."""
+    if isinstance(expr, cst.Name) and expr.value in names:
+        return True
+    if call_name(expr) == "len":
+        return True
+    mc = method_call(expr)
+    if (
+        mc
+        and mc[1] in ("size", "numel")
+        and (not expr.args or m.matches(expr.args[0].value, m.Integer("0")))
+    ):
+        return True
+    return m.matches(expr, m.Subscript(value=m.Attribute(attr=m.Name("shape"))))
+
+
+def _batch_len(target: cst.BaseAssignTargetExpression) -> cst.BaseExpression:
+    if (
+        isinstance(target, (cst.Tuple, cst.List))
+        and target.elements
+        and isinstance(target.elements[0].value, cst.Name)
+    ):
+        first: cst.BaseExpression = target.elements[0].value
+    elif isinstance(target, cst.Name):
+        first = cst.Subscript(
+            value=target, slice=[cst.SubscriptElement(cst.Index(cst.Integer("0")))]
+        )
+    else:
+        first = cst.Name("batch")
+    return cst.Call(func=cst.Name("len"), args=[cst.Arg(first)])
+
+
+class Recogniser:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # --- a loop over a DataLoader --------------------------------------------------------------
+    def step_loop(self, loop: cst.For, block: Block, train: bool) -> StepPlan:
+        ctx, env = self.ctx, block.env
+        inner, enum, start, bar = unwrap_iter(loop.iter)
+        if isinstance(inner, cst.Name) and inner.value in block.bars:
+            inner, enum2, start2, _ = unwrap_iter(block.bars[inner.value])
+            enum, start, bar = enum or enum2, start if start is not None else start2, True
+        target: cst.BaseAssignTargetExpression = loop.target
+        index_name = None
+        if (
+            enum
+            and isinstance(target, cst.Tuple)
+            and len(target.elements) == 2
+            and isinstance(target.elements[0].value, cst.Name)
+        ):
+            index_name = target.elements[0].value.value
+            target = target.elements[1].value
+        elif enum:
+            ctx.review(loop, "enumerate() target")
+        if bar:
+            ctx.add(
+                loop,
+                "MIG108",
+                Severity.INFO,
+                "tqdm progress bar replaced by the Trainer's progress bar",
+            )
+        step = StepPlan(
+            stage="train" if train else block.stage if block.stage != "train" else "val",
+            loader=env.resolve(inner),
+            target=target,
+            index_name=index_name,
+            index_start=start,
+            items=[],
+            subst=env.subst,
+            loss_name=None,
+            span=ctx.span(loop),
+            origin="inline",
+            called_eval=block.calls_eval,
+        )
+        batch_len = _batch_len(target)
+        assigned: set[str] = set(target_names(target))
+        for stmt in loop.body.body:
+            self._step_statement(stmt, step, block, batch_len, assigned)
+            assigned |= names_stored(stmt) if not isinstance(stmt, cst.If) else set()
+        return step
+
+    def _step_statement(
+        self, stmt, step: StepPlan, block: Block, batch_len, assigned: set[str]
+    ) -> None:
+        ctx, env = self.ctx, block.env
+        expr = expr_statement(stmt)
+        mc = method_call(expr)
+        if mc and isinstance(mc[0], cst.Name) and mc[0].value in block.bars:
+            ctx.add(stmt, "MIG108", Severity.INFO, f"progress-bar call {mc[0].value}.{mc[1]}() removed")
+            return
+        if mc and mc[1] == "zero_grad":
+            return
+        if mc and mc[1] == "backward":
+            step.loss_name = dotted(mc[0])
+            if expr.args:
+                ctx.add(
+                    stmt,
+                    "MIG302",
+                    Severity.NOT_CONVERTED,
+                    f"not converted: backward with arguments ({step.loss_name}.backward(...)); the Trainer calls backward() without them",
+                )
+            return
+        if mc and mc[1] == "step" and env.root(mc[0]) in ctx.optimizer_names:
+            return
+        if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
+            step.step_schedulers.append(env.root(mc[0]))
+            return
+        if mc and mc[1] in ("train", "eval") and env.root(mc[0]) == ctx.model_name:
+            return
+        if dev.is_cuda_housekeeping(expr):
+            ctx.add(
+                stmt,
+                "MIG105",
+                Severity.INFO,
+                "CUDA housekeeping call removed (the Trainer manages devices)",
+            )
+            return
+        if isinstance(stmt, cst.If) and self._scheduler_guard(stmt, step, env):
+            return
+        if isinstance(stmt, cst.If) and self._periodic(stmt, step, block, assigned):
+            return
+        counted = simple_assign(stmt)
+        if counted and _is_count(counted[1]):
+            block.count_names.add(counted[0])
+        node = small(stmt)
+        if (
+            isinstance(node, cst.AugAssign)
+            and isinstance(node.operator, cst.AddAssign)
+            and isinstance(node.target, cst.Name)
+        ):
+            name = node.target.value
+            if name not in assigned:
+                acc = block.accs.setdefault(name, Accumulator(name))
+                if _is_count(node.value, block.count_names):
+                    acc.is_count = True
+                    return
+                value = strip_item(node.value)
+                unscaled = None
+                if (
+                    isinstance(value, cst.BinaryOperation)
+                    and isinstance(value.operator, cst.Multiply)
+                    and _is_count(value.right, block.count_names)
+                ):
+                    unscaled = value.left
+                step.items.append(
+                    LogItem(value=value, accumulator=acc, batch_len=batch_len, unscaled=unscaled)
+                )
+                ctx.add(
+                    stmt, "MIG107", Severity.INFO, f"accumulation into {name} logged with self.log"
+                )
+                return
+        if mc and mc[1] == "append" and isinstance(mc[0], cst.Name) and mc[0].value in block.accs:
+            acc = block.accs[mc[0].value]
+            acc.kind = "list"
+            step.items.append(
+                LogItem(value=strip_item(expr.args[0].value), accumulator=acc, batch_len=batch_len)
+            )
+            ctx.add(
+                stmt, "MIG107", Severity.INFO, f"per-batch list {acc.name} logged with self.log"
+            )
+            return
+        if printing.is_print(expr):
+            self._print_logs(expr, step, assigned, prog_bar=True)
+            ctx.add(
+                stmt,
+                "MIG108",
+                Severity.INFO,
+                "per-batch print replaced by self.log(..., prog_bar=True)",
+            )
+            return
+        if isinstance(stmt, (cst.SimpleStatementLine,)) and any(
+            isinstance(s, (cst.Break, cst.Continue, cst.Return)) for s in stmt.body
+        ):
+            ctx.review(stmt, "control flow inside the batch loop")
+            step.reviews.append((stmt, "control flow inside the batch loop"))
+        step.items.append(stmt)
+
+    def _scheduler_guard(self, stmt: cst.If, step: StepPlan, env: Env) -> bool:
+        """`if scheduler: scheduler.step()`: dead when the scheduler is None, per-batch otherwise."""
+        if stmt.orelse is not None or len(stmt.body.body) != 1:
+            return False
+        mc = method_call(expr_statement(stmt.body.body[0]))
+        if not (mc and mc[1] == "step" and dotted(mc[0]) == dotted(stmt.test)):
+            return False
+        resolved = env.root(stmt.test)
+        if resolved == "None":
+            return True
+        if resolved in self.ctx.scheduler_names:
+            step.step_schedulers.append(resolved)
+            return True
+        return False
+
+    def _periodic(self, stmt: cst.If, step: StepPlan, block: Block, assigned: set[str]) -> bool:
+        """`if batch_idx % N == 0: print(...)`: logging every N steps."""
+        test = stmt.test
+        if not m.matches(
+            test,
+            m.Comparison(
+                left=m.BinaryOperation(operator=m.Modulo()),
+                comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer())],
+            ),
+        ):
+            return False
+        phase_zero = m.matches(test.comparisons[0].comparator, m.Integer("0"))
+        left = test.left.left
+        if isinstance(left, cst.BinaryOperation):
+            left = left.left
+        if dotted(left) != step.index_name or stmt.orelse is not None:
+            return False
+        interval = block.env.resolve(test.left.right)
+        body = list(stmt.body.body)
+        if not any(printing.is_print(expr_statement(s)) for s in body):
+            return False
+        local: set[str] = set()
+        before = len(step.items)
+        for inner in body:
+            expr = expr_statement(inner)
+            if printing.is_print(expr):
+                self._print_logs(
+                    expr,
+                    step,
+                    assigned - local,
+                    prog_bar=True,
+                    also={step.loss_name} if step.loss_name else set(),
+                )
+                continue
+            pairs = pairwise_assign(inner)
+            if pairs is not None:
+                for name, value in pairs:
+                    acc = block.accs.get(name)
+                    if acc is not None and is_zero_literal(value):
+                        # a running total printed and reset every N batches: the print shows the loss
+                        step.items = [i for i in step.items if not (isinstance(i, LogItem) and i.accumulator is acc)]
+                        before = min(before, len(step.items))
+                        for text, piece in printing.pieces(expr_statement(body[0])) if printing.is_print(expr_statement(body[0])) else []:
+                            if name in names_used(piece) and step.loss_name:
+                                step.items.append(LogItem(value=cst.Name(step.loss_name),
+                                                          label_hint=printing.label(text) or "loss", prog_bar=True))
+                                break
+                local |= names_stored(inner)
+                continue
+            if (
+                isinstance(inner, cst.If)
+                and len(inner.body.body) == 1
+                and m.matches(inner.body.body[0], m.SimpleStatementLine(body=[m.Break()]))
+                and inner.orelse is None
+                and test.left.left is left
+                and phase_zero
+                and step.index_start is None
+            ):
+                step.limit_batches = cst.IfExp(
+                    test=block.env.resolve(inner.test),
+                    body=cst.Integer("1"),
+                    orelse=cst.Name("None"),
+                )
+                continue
+            self.ctx.review(inner, "statement inside a periodic print block")
+            step.items.append(inner)
+            step.reviews.append((inner, "statement inside a periodic print block"))
+        step.log_every = interval
+        self.ctx.add(
+            stmt,
+            "MIG108",
+            Severity.INFO,
+            "periodic print replaced by self.log(..., prog_bar=True) and log_every_n_steps",
+        )
+        return True
+
+    def _print_logs(
+        self, expr, step: StepPlan, assigned: set[str], prog_bar: bool, also: set[str] = frozenset()
+    ) -> None:
+        seen = {item.label_hint for item in step.items if isinstance(item, LogItem)}
+        for text, value in printing.pieces(expr):
+            value = strip_item(value)
+            if not isinstance(value, cst.Name):
+                continue
+            if value.value not in assigned and value.value not in also:
+                continue
+            if value.value in target_names(step.target) or value.value == step.index_name:
+                continue
+            name = printing.label(text) or value.value
+            if name in seen:
+                continue
+            seen.add(name)
+            step.items.append(LogItem(value=value, label_hint=name, prog_bar=prog_bar))
+
+    # --- a block: a helper's body or the epoch loop's body ------------------------------------
+    def block(self, stmts, block: Block) -> None:
+        for stmt in stmts:
+            self.statement(stmt, block)
+        self._labels(block)
+
+    def statement(self, stmt, block: Block) -> None:
+        ctx, env = self.ctx, block.env
+        if no_grad_with(stmt):
+            for inner in stmt.body.body:
+                self.statement(inner, block)
+            return
+        if isinstance(stmt, cst.For):
+            if is_range_loop(stmt):
+                ctx.review(stmt, "nested range loop")
+                block.leftovers.append(stmt)
+                return
+            train = has_backward(stmt)
+            block.steps.append(self.step_loop(stmt, block, train))
+            return
+        expr = expr_statement(stmt)
+        mc = method_call(expr)
+        if mc and mc[1] in ("train", "eval") and env.root(mc[0]) == ctx.model_name:
+            if mc[1] == "eval":
+                block.calls_eval = True
+            return
+        if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
+            ctx.scheduler_interval = ctx.scheduler_interval or "epoch"
+            if expr.args:
+                ctx.scheduler_monitor = env.resolve(expr.args[0].value)
+            return
+        if printing.is_print(expr):
+            block.prints.append(expr)
+            ctx.add(
+                stmt, "MIG108", Severity.INFO, "print replaced by self.log and the progress bar"
+            )
+            return
+        node = small(stmt)
+        if isinstance(node, cst.Return):
+            if node.value is not None:
+                block.returns = (
+                    [el.value for el in node.value.elements]
+                    if isinstance(node.value, cst.Tuple)
+                    else [node.value]
+                )
+            return
+        pairs = pairwise_assign(stmt)
+        if pairs and all(is_zero_literal(v) or m.matches(v, m.List(elements=[])) for _, v in pairs):
+            for name, value in pairs:
+                block.accs[name] = Accumulator(
+                    name, kind="list" if isinstance(value, cst.List) else "sum"
+                )
+            return
+        one = simple_assign(stmt)
+        if one and call_name(one[1]) in _TQDM and one[1].args:
+            block.bars[one[0]] = one[1]
+            return
+        if one and call_name(one[1]) == "len" and one[1].args:
+            kind = _divisor_kind(one[1], block)
+            if kind:
+                block.sizes[one[0]] = kind
+                return
+        if (
+            isinstance(node, cst.AugAssign)
+            and isinstance(node.operator, cst.DivideAssign)
+            and isinstance(node.target, cst.Name)
+        ):
+            if _finalise(block, node.target.value, node.value):
+                return
+        if (
+            one
+            and isinstance(one[1], cst.BinaryOperation)
+            and isinstance(one[1].operator, cst.Divide)
+            and dotted(one[1].left) == one[0]
+            and _finalise(block, one[0], one[1].right)
+        ):
+            return
+        if (
+            one
+            and isinstance(one[1], cst.BinaryOperation)
+            and isinstance(one[1].operator, cst.Divide)
+            and dotted(one[1].left) in block.accs
+            and one[0] not in block.accs
+            and _finalise(block, dotted(one[1].left), one[1].right)
+        ):
+            block.accs[one[0]] = block.accs[dotted(one[1].left)]  # `acc = correct / len(dataset)`
+            return
+        if one and one[0] in block.accs and _list_mean(one[1], block) == one[0]:
+            block.accs[one[0]].final = "batches"
+            return
+        if one and self._local_definition(stmt, one[0], one[1], block):
+            return
+        ctx.review(stmt, "statement outside the batch loop")
+        block.leftovers.append(stmt)
+
+    def _local_definition(self, stmt, name: str, value: cst.BaseExpression, block: Block) -> bool:
+        """A helper that builds its own loss or optimizer: `criterion = nn.L1Loss()`, `opt = cls(model.parameters())`."""
+        ctx = self.ctx
+        if (
+            isinstance(value, cst.Call)
+            and value.args
+            and m.matches(value.args[0].value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
+        ):
+            ctx.optimizer_names.add(name)
+            if ctx.optimizer is None:
+                ctx.optimizer = OptimizerPlan(
+                    name=name, expr=value, subst=dict(block.env.subst), per_call=True
+                )
+                ctx.add(
+                    stmt,
+                    "MIG201",
+                    Severity.WARNING,
+                    "optimizer was created inside a function called every epoch; configure_optimizers creates it once, "
+                    "so its state (momentum, Adam moments) now carries across epochs",
+                )
+            return True
+        cname = call_name(value) or ""
+        if cname.startswith(("nn.", "torch.nn.")) or cname.endswith("Loss"):
+            existing = ctx.attributes.get(name)
+            if existing is None:
+                ctx.attributes[name] = Attribute(name=name, expr=value, subst=dict(block.env.subst))
+            ctx.add(
+                stmt,
+                "MIG104",
+                Severity.INFO,
+                f"{name} built once in the LightningModule's __init__",
+            )
+            return True
+        return False
+
+    def _labels(self, block: Block) -> None:
+        """Names for the accumulators from the prints that show them."""
+        for expr in block.prints:
+            for text, value in printing.pieces(expr):
+                value = strip_item(value)
+                name = dotted(value)
+                target = None
+                if name in block.accs:
+                    target = block.accs[name]
+                elif (
+                    isinstance(value, cst.BinaryOperation)
+                    and isinstance(value.operator, cst.Divide)
+                    and dotted(value.left) in block.accs
+                ):
+                    target = block.accs[dotted(value.left)]
+                    if target.final is None:
+                        target.final = _divisor_kind(value.right, block)
+                if target is not None and target.label is None:
+                    target.label = printing.label(text)

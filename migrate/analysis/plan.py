@@ -1,0 +1,136 @@
+"""The ScriptPlan: what analysis found, as plain dataclasses holding (unmodified) libcst nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+
+@dataclass
+class Span:
+    line: int
+    col: int
+    end_line: int
+
+
+@dataclass
+class Accumulator:
+    """`name = 0` (or `[]`) then `name += value` / `name.append(value)` once per batch."""
+
+    name: str
+    kind: str = "sum"  # "sum" (+=) or "list" (.append)
+    final: str | None = (
+        None  # None: the raw total; "dataset": / number of samples; "batches": / number of batches
+    )
+    alias: str | None = None  # the name the caller gave the returned value
+    label: str | None = None  # the label it was printed under
+    is_count: bool = False  # `total += y.size(0)`: a sample count used as a divisor, not a metric
+
+
+@dataclass
+class LogItem:
+    """A `self.log` call that replaces an accumulation, a print or a periodic print in a step."""
+
+    value: cst.BaseExpression  # the per-batch value (step-local names, before substitution)
+    name: str = ""  # set by `final_name` once the whole script is analysed
+    accumulator: Accumulator | None = None
+    label_hint: str | None = None
+    prog_bar: bool = False
+    batch_len: cst.BaseExpression | None = None  # the batch's sample count, for weighted means
+    unscaled: cst.BaseExpression | None = None  # `A` when value is `A * <batch count>`
+
+    def final_name(self) -> str:
+        if self.name:
+            return self.name
+        acc = self.accumulator
+        if acc is not None:
+            if acc.final is not None and acc.label:
+                return acc.label
+            return acc.alias or acc.name
+        return self.label_hint or "loss"
+
+
+@dataclass
+class StepPlan:
+    """One loop over a DataLoader: becomes training_step, validation_step or test_step."""
+
+    stage: str  # "train", "val" or "test"
+    loader: cst.BaseExpression  # the loader, in the driver's names
+    target: (
+        cst.BaseAssignTargetExpression
+    )  # the per-batch loop target (without the enumerate index)
+    index_name: str | None
+    index_start: cst.BaseExpression | None
+    items: list[cst.BaseStatement | LogItem]  # the step body in order
+    subst: dict[str, cst.BaseExpression]  # function parameter -> the caller's argument expression
+    loss_name: str | None
+    span: Span
+    origin: str  # "train_loop()" or "inline"
+    reviews: list[tuple[cst.CSTNode, str]] = field(default_factory=list)
+    step_schedulers: list[str] = field(default_factory=list)
+    log_every: cst.BaseExpression | None = None
+    limit_batches: cst.BaseExpression | None = None
+    called_eval: bool = False
+    function: str | None = None
+
+
+@dataclass
+class Binding:
+    """`name = value` in the driver (or at module level)."""
+
+    name: str
+    value: cst.BaseExpression | None  # None: bound by unpacking or another form
+    statement: cst.BaseStatement
+    index: int  # position in the driver body; -1 for module level when the driver is a function
+
+
+@dataclass
+class OptimizerPlan:
+    name: str
+    expr: cst.Call
+    subst: dict[str, cst.BaseExpression]
+    per_call: bool = False  # created inside a function called every epoch
+
+
+@dataclass
+class SchedulerPlan:
+    name: str
+    expr: cst.Call
+    interval: str = "epoch"
+    monitor: str | None = None
+
+
+@dataclass
+class Attribute:
+    """A module the steps use besides the network (typically the loss): self.<name>."""
+
+    name: str
+    expr: cst.BaseExpression | None  # construction, moved into __init__; None: passed in
+    subst: dict[str, cst.BaseExpression] = field(default_factory=dict)
+
+
+@dataclass
+class ScriptPlan:
+    path: str
+    driver_kind: str  # "module", "function" or "main_guard"
+    driver_function: str | None
+    driver_body: list[cst.BaseStatement]
+    epoch_loop: cst.For
+    epoch_var: str | None
+    epochs: cst.BaseExpression
+    epoch_start: cst.BaseExpression | None
+    model_name: str
+    model_class: str | None
+    bindings: dict[str, Binding]
+    module_names: set[str]
+    args_name: str | None
+    steps: list[StepPlan]
+    after_loop_tests: dict[int, StepPlan]  # driver statement index -> test step run there
+    optimizer: OptimizerPlan | None
+    scheduler: SchedulerPlan | None
+    attributes: dict[str, Attribute]
+    accelerator: cst.BaseExpression | None
+    epoch_reviews: list[cst.BaseStatement] = field(default_factory=list)
+    removed_functions: set[str] = field(default_factory=set)
+    findings: list = field(default_factory=list)

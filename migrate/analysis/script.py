@@ -1,0 +1,422 @@
+"""The whole-script analysis: finds the driver (module level, main() or the __main__ block), its
+epoch loop and the roles of its names, and assembles the ScriptPlan."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from migrate.analysis import device as dev
+from migrate.analysis import printing
+from migrate.analysis.loops import (
+    SCHEDULERS,
+    Block,
+    Context,
+    Env,
+    Recogniser,
+    _divisor_kind,
+    bind_call,
+    epoch_range,
+    function_evaluates,
+    function_training,
+    has_backward,
+    is_range_loop,
+    no_grad_with,
+)
+from migrate.analysis.nodes import (
+    assign_parts,
+    call_name,
+    dotted,
+    expr_statement,
+    method_call,
+    names_stored,
+    simple_assign,
+    small,
+    strip_item,
+    target_names,
+)
+from migrate.analysis.plan import (
+    Attribute,
+    Binding,
+    OptimizerPlan,
+    SchedulerPlan,
+    ScriptPlan,
+    StepPlan,
+)
+from migrate.findings import Severity
+
+LIGHTNING_MODULES = ("runtime", "lightning", "lightning.pytorch", "pytorch_lightning")
+
+
+def is_lightning_form(module: cst.Module) -> bool:
+    """Already converted: it subclasses LightningModule (any spelling) and has no hand-written backward loop."""
+    for cls in m.findall(module, m.ClassDef()):
+        for base in cls.bases:
+            if (dotted(base.value) or "").endswith("LightningModule"):
+                return True
+    return False
+
+
+def _is_main_guard(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.If) and m.matches(
+        stmt.test,
+        m.Comparison(
+            left=m.Name("__name__"), comparisons=[m.ComparisonTarget(comparator=m.SimpleString())]
+        ),
+    )
+
+
+def _trains(loop: cst.For, functions: dict[str, cst.FunctionDef]) -> bool:
+    if has_backward(loop):
+        return True
+    for call in m.findall(loop.body, m.Call(func=m.Name())):
+        fn = functions.get(call.func.value)
+        if fn is not None and function_training(fn):
+            return True
+    return False
+
+
+def find_driver(module: cst.Module, functions: dict[str, cst.FunctionDef]):
+    """(kind, function name, body statements, epoch loop) for the first loop that trains each epoch."""
+    candidates: list[tuple[str, str | None, list]] = [("module", None, list(module.body))]
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            candidates.append(("function", stmt.name.value, list(stmt.body.body)))
+        elif _is_main_guard(stmt):
+            candidates.append(("main_guard", None, list(stmt.body.body)))
+    for kind, name, body in candidates:
+        for stmt in body:
+            if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
+                return kind, name, body, stmt
+    return None
+
+
+def _strip_device_calls(expr: cst.BaseExpression) -> cst.BaseExpression:
+    while True:
+        mc = method_call(expr)
+        if mc and mc[1] in ("to", "cuda", "cpu"):
+            expr = mc[0]
+            continue
+        return expr
+
+
+def analyse(module: cst.Module, path: str = "<stdin>") -> ScriptPlan | None:
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+    found = find_driver(module, functions)
+    if found is None:
+        return None
+    kind, fn_name, body, loop = found
+    ctx = Context(path=path, positions=positions, functions=functions)
+    rec = Recogniser(ctx)
+
+    module_names: set[str] = set()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            module_names.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+            stmt.body[0], (cst.Import, cst.ImportFrom)
+        ):
+            module_names |= names_stored(stmt)
+    # Imports inside the driver function count as module-level names for the generated classes.
+    if kind == "function":
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+                stmt.body[0], (cst.Import, cst.ImportFrom)
+            ):
+                module_names |= names_stored(stmt)
+
+    bindings: dict[str, Binding] = {}
+    sources = [(-1, s) for s in module.body] if kind != "module" else []
+    sources += list(enumerate(body))
+    accelerator_test = None
+    device_seen = False
+    for index, stmt in sources:
+        if stmt is loop:
+            break
+        if isinstance(stmt, cst.If) and (found_if := dev.device_if(stmt)):
+            ctx.device_names.add(found_if[0])
+            accelerator_test, device_seen = found_if[1], True
+            bindings[found_if[0]] = Binding(found_if[0], None, stmt, index)
+            continue
+        parts = assign_parts(stmt)
+        if not parts:
+            continue
+        targets, value = parts
+        for target in targets:
+            if isinstance(target, cst.Name):
+                bindings[target.value] = Binding(target.value, value, stmt, index)
+                if dev.is_device_value(value):
+                    ctx.device_names.add(target.value)
+                    accelerator_test, device_seen = dev.device_test(value), True
+            else:
+                for name in target_names(target):
+                    bindings[name] = Binding(name, None, stmt, index)
+
+    args_name = None
+    for name, binding in bindings.items():
+        if m.matches(binding.value, m.Call(func=m.Attribute(attr=m.Name("parse_args")))):
+            args_name = name
+
+    # Optimizer and model: `opt = X(model.parameters(), ...)`.
+    optimizer = None
+    for name, binding in bindings.items():
+        value = binding.value
+        if (
+            isinstance(value, cst.Call)
+            and value.args
+            and m.matches(value.args[0].value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
+        ):
+            optimizer = OptimizerPlan(name=name, expr=value, subst={})
+            ctx.optimizer_names.add(name)
+            ctx.model_name = dotted(value.args[0].value.func.value)
+            ctx.optimizer = optimizer
+    scheduler = None
+    for name, binding in bindings.items():
+        cname = call_name(binding.value) or ""
+        if cname.split(".")[-1] in SCHEDULERS:
+            scheduler = SchedulerPlan(name=name, expr=binding.value)
+            ctx.scheduler_names.add(name)
+
+    # Model: from the optimizer, else the first argument of the train function call.
+    epoch_block = Block(env=Env(), stage="val")
+    if ctx.model_name is None:
+        ctx.model_name = _model_from_calls(loop, functions, bindings)
+
+    steps: list[StepPlan] = []
+    for stmt in loop.body.body:
+        call, alias = _user_call(stmt, functions)
+        if call is not None:
+            steps_from_call, returned = _call_steps(rec, call, functions, ctx, epoch_block)
+            if steps_from_call is not None:
+                steps.extend(steps_from_call)
+                for ret in returned:
+                    if alias and ret is not None:
+                        ret.alias = alias[0] if len(alias) == 1 else ret.alias
+                        epoch_block.accs[ret.alias or ret.name] = ret
+                if len(alias) > 1:
+                    for ret, name in zip(returned, alias):
+                        if ret is not None:
+                            ret.alias = name
+                            epoch_block.accs[name] = ret
+                continue
+        rec.statement(stmt, epoch_block)
+    rec._labels(epoch_block)
+    steps.extend(epoch_block.steps)
+    if epoch_block.leftovers:
+        pass
+
+    # After the loop: evaluations become trainer.test.
+    after_tests: dict[int, StepPlan] = {}
+    loop_index = body.index(loop)
+    for index in range(loop_index + 1, len(body)):
+        stmt = body[index]
+        call, alias = _user_call(stmt, functions)
+        test_steps = None
+        if call is not None and function_evaluates(functions[call.func.value]):
+            test_block = Block(env=Env(), stage="test")
+            test_steps, returned = _call_steps(rec, call, functions, ctx, test_block, stage="test")
+            for ret, name in zip(returned, alias):
+                if ret is not None:
+                    ret.alias = name
+        elif no_grad_with(stmt) and any(isinstance(s, cst.For) for s in stmt.body.body):
+            test_block = Block(env=Env(), stage="test")
+            rec.block(stmt.body.body, test_block)
+            test_steps = test_block.steps
+        if test_steps:
+            for step in test_steps:
+                step.stage = "test"
+            after_tests[index] = test_steps[0]
+            ctx.add(
+                stmt,
+                "MIG103",
+                Severity.INFO,
+                f"converted test loop at {path}:{test_steps[0].span.line}-{test_steps[0].span.end_line} to test_step and trainer.test",
+            )
+
+    rng = epoch_range(loop)
+    epochs, start = rng if rng else (cst.Integer("1"), None)
+    epoch_var = loop.target.value if isinstance(loop.target, cst.Name) else None
+    span = ctx.span(loop)
+    ctx.add(
+        loop,
+        "MIG106",
+        Severity.INFO,
+        f"epoch loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_epochs=...).fit",
+    )
+
+    if scheduler is not None:
+        intervals = {s for step in steps for s in step.step_schedulers}
+        scheduler.interval = "step" if scheduler.name in intervals else "epoch"
+        if ctx.scheduler_monitor is not None:
+            scheduler.monitor = dotted(ctx.scheduler_monitor)
+    if ctx.optimizer is not None and optimizer is None:
+        optimizer = ctx.optimizer
+
+    # Model class and the attributes (losses) the steps use.
+    model_class = None
+    model_binding = bindings.get(ctx.model_name or "")
+    if model_binding is not None and model_binding.value is not None:
+        cname = call_name(_strip_device_calls(model_binding.value))
+        if cname in {s.name.value for s in module.body if isinstance(s, cst.ClassDef)}:
+            model_class = cname
+
+    # Attributes the steps call: driver names bound to nn.* constructions.
+    for step in steps + list(after_tests.values()):
+        for item in step.items:
+            if not isinstance(item, cst.CSTNode):
+                continue
+        for name in _called_names(step):
+            if name in ctx.attributes or name == ctx.model_name:
+                continue
+            binding = bindings.get(name)
+            if binding is None or binding.value is None:
+                continue
+            cname = call_name(_strip_device_calls(binding.value)) or ""
+            if cname.startswith(("nn.", "torch.nn.")) or cname.endswith("Loss"):
+                ctx.attributes[name] = Attribute(name=name, expr=_strip_device_calls(binding.value))
+
+    for step in steps:
+        what = {"train": "train loop", "val": "validation loop", "test": "test loop"}[step.stage]
+        code = {"train": "MIG101", "val": "MIG102", "test": "MIG103"}[step.stage]
+        hook = {"train": "training_step", "val": "validation_step", "test": "test_step"}[step.stage]
+        ctx.findings.append(
+            _finding(
+                ctx,
+                step,
+                code,
+                f"converted {what} at {path}:{step.span.line}-{step.span.end_line} to {hook}",
+            )
+        )
+    if device_seen:
+        ctx.findings.append(
+            _first_finding(
+                ctx,
+                bindings,
+                "MIG105",
+                "device handling removed: the Trainer places the model and batches",
+            )
+        )
+
+    return ScriptPlan(
+        path=path,
+        driver_kind=kind,
+        driver_function=fn_name,
+        driver_body=body,
+        epoch_loop=loop,
+        epoch_var=epoch_var,
+        epochs=epochs,
+        epoch_start=start,
+        model_name=ctx.model_name or "model",
+        model_class=model_class,
+        bindings=bindings,
+        module_names=module_names,
+        args_name=args_name,
+        steps=steps,
+        after_loop_tests=after_tests,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        attributes=ctx.attributes,
+        accelerator=dev.accelerator_for(accelerator_test) if device_seen else None,
+        epoch_reviews=epoch_block.leftovers,
+        removed_functions=ctx.used_functions,
+        findings=ctx.findings,
+    )
+
+
+def _finding(ctx: Context, step: StepPlan, code: str, message: str):
+    from migrate.findings import Finding
+
+    return Finding(ctx.path, step.span.line, step.span.col, code, Severity.INFO, message)
+
+
+def _first_finding(ctx: Context, bindings, code: str, message: str):
+    from migrate.findings import Finding
+
+    for name in ctx.device_names:
+        binding = bindings.get(name)
+        if binding is not None:
+            span = ctx.span(binding.statement)
+            return Finding(ctx.path, span.line, span.col, code, Severity.INFO, message)
+    return Finding(ctx.path, 1, 1, code, Severity.INFO, message)
+
+
+def _user_call(stmt, functions) -> tuple[cst.Call | None, list[str]]:
+    expr = expr_statement(stmt)
+    alias: list[str] = []
+    if expr is None:
+        parts = assign_parts(stmt)
+        if parts and len(parts[0]) == 1:
+            expr = parts[1]
+            alias = target_names(parts[0][0])
+    if (
+        isinstance(expr, cst.Call)
+        and isinstance(expr.func, cst.Name)
+        and expr.func.value in functions
+    ):
+        fn = functions[expr.func.value]
+        if m.findall(fn, m.For()):
+            return expr, alias
+    return None, []
+
+
+def _call_steps(
+    rec: Recogniser, call: cst.Call, functions, ctx: Context, outer: Block, stage: str | None = None
+):
+    fn = functions[call.func.value]
+    subst = bind_call(fn, call)
+    if subst is None:
+        return None, []
+    # Parameters bound to the caller's names resolve through the caller's own substitutions.
+    subst = {k: outer.env.resolve(v) for k, v in subst.items()}
+    train = function_training(fn)
+    block = Block(env=Env(subst=subst), stage="train" if train else (stage or "val"))
+    rec.block(list(fn.body.body), block)
+    for step in block.steps:
+        step.origin = f"{fn.name.value}()"
+        step.function = fn.name.value
+        if step.stage == "train" and not train:
+            step.stage = stage or "val"
+        for leftover in block.leftovers:
+            step.reviews.append((leftover, "statement outside the batch loop"))
+    ctx.used_functions.add(fn.name.value)
+    returned = []
+    for value in block.returns:
+        if (
+            isinstance(value, cst.BinaryOperation)
+            and isinstance(value.operator, cst.Divide)
+            and dotted(value.left) in block.accs
+        ):
+            acc = block.accs[dotted(value.left)]
+            if acc.final is None:
+                acc.final = _divisor_kind(value.right, block)
+            returned.append(acc)
+            continue
+        returned.append(block.accs.get(dotted(value) or ""))
+    return block.steps, returned
+
+
+def _model_from_calls(loop: cst.For, functions, bindings) -> str | None:
+    for call in m.findall(loop.body, m.Call(func=m.Name())):
+        fn = functions.get(call.func.value)
+        if fn is None or not function_training(fn):
+            continue
+        subst = bind_call(fn, call) or {}
+        for target in m.findall(fn, m.Call(func=m.Attribute(attr=m.Name("parameters")))):
+            base = target.func.value
+            if isinstance(base, cst.Name) and base.value in subst:
+                return dotted(subst[base.value])
+    return None
+
+
+def _called_names(step: StepPlan) -> list[str]:
+    names = []
+    for item in step.items:
+        node = item if isinstance(item, cst.CSTNode) else item.value
+        for call in m.findall(node, m.Call(func=m.Name())):
+            name = call.func.value
+            resolved = step.subst.get(name)
+            names.append(dotted(resolved) if resolved is not None else name)
+    return [n for n in names if n]

@@ -1,0 +1,234 @@
+"""ScriptPlan -> the converted module: the LightningModule and DataModule classes, the main
+block (the epoch loop becomes Trainer(...).fit), imports, and device-call cleanup."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+import libcst.matchers as m
+
+from migrate.analysis.nodes import code, names_stored, names_used, target_names
+from migrate.analysis.plan import ScriptPlan
+from migrate.rewrite.datamodule import build_datamodule
+from migrate.rewrite.device import clean_statements
+from migrate.rewrite.module import ModuleBuilder
+from migrate.rewrite.names import Parameters
+
+IMPORTS = {
+    "runtime": "from runtime import LightningDataModule, LightningModule, Trainer\n",
+    "lightning": "from lightning.pytorch import LightningDataModule, LightningModule, Trainer\n",
+}
+
+
+def _prefix(plan: ScriptPlan) -> str:
+    if plan.model_class:
+        return plan.model_class
+    stem = re.sub(r"[^A-Za-z0-9]+", " ", plan.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).title().replace(" ", "")
+    return stem if stem and stem[0].isalpha() and stem != "Stdin" else "Lit"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate = f"{name}{n}"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _call(func: str, params: Parameters, leading: list[str] | None = None) -> str:
+    args = list(leading or [])
+    for name, expr in [*params.objects.items(), *params.plain.items()]:
+        text = code(expr)
+        args.append(f"{name}={text}")
+    return f"{func}({', '.join(args)})"
+
+
+def _uniq_metric_names(plan: ScriptPlan) -> None:
+    from migrate.analysis.plan import LogItem
+
+    train_names = set()
+    for step in plan.steps:
+        if step.stage == "train":
+            train_names |= {i.final_name() for i in step.items if isinstance(i, LogItem)}
+    for step in [*plan.steps, *plan.after_loop_tests.values()]:
+        if step.stage == "train":
+            continue
+        for item in step.items:
+            if isinstance(item, LogItem) and item.final_name() in train_names:
+                item.name = f"{step.stage}_{item.final_name()}"
+
+
+def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cst.Module:
+    taken = names_stored(list(module.body)) | set(names_used(list(module.body)))
+    prefix = _prefix(plan)
+    module_cls = _unique(f"{prefix}Module", taken)[: -len("Module")]
+    data_cls = _unique(f"{prefix}DataModule", taken)[: -len("DataModule")]
+    _uniq_metric_names(plan)
+    device_names = set(_device_names(plan))
+
+    builder = ModuleBuilder(plan, module_cls, device_names)
+    val_steps = [s for s in plan.steps if s.stage == "val"][:1]
+    train_steps = [s for s in plan.steps if s.stage == "train"][:1]
+    test_steps = list(plan.after_loop_tests.values())[:1]
+    module_src = builder.build(train_steps + val_steps + test_steps, plan.epoch_reviews)
+    data_src, data_params, moved_loaders = build_datamodule(plan, data_cls)
+
+    lit, dm, tr = (_unique(n, taken) for n in ("lit_model", "datamodule", "trainer"))
+    module_params = builder.names.params
+    module_call = _call(f"{module_cls}Module", module_params, [plan.model_name])
+    data_call = _call(f"{data_cls}DataModule", data_params)
+    epochs = plan.epochs
+    if m.matches(epochs, m.BinaryOperation(left=m.Integer(), operator=m.Subtract(), right=m.Integer())):
+        epochs = cst.Integer(str(int(epochs.left.value) - int(epochs.right.value)))
+    trainer_args = [f"max_epochs={code(epochs)}"]
+    trainer_args.append(f"accelerator={code(plan.accelerator)}" if plan.accelerator is not None else 'accelerator="auto"')
+    train = train_steps[0] if train_steps else None
+    if train is not None and train.log_every is not None:
+        trainer_args.append(f"log_every_n_steps={code(train.log_every)}")
+    if train is not None and train.limit_batches is not None:
+        trainer_args.append(f"limit_train_batches={code(train.limit_batches)}")
+    fit_src = (
+        f"{lit} = {module_call}\n{dm} = {data_call}\n"
+        f"{tr} = Trainer({', '.join(trainer_args)})\n{tr}.fit({lit}, datamodule={dm})\n"
+    )
+    fit_block = list(cst.parse_module(fit_src).body)
+    loop_comments = plan.epoch_loop.leading_lines
+    if loop_comments:
+        fit_block[0] = fit_block[0].with_changes(leading_lines=loop_comments)
+
+    # The driver: the loop becomes the fit block; moved definitions go.
+    removable: dict[int, set[str]] = {}
+    moved_names = set(plan.attributes) | moved_loaders | device_names
+    if plan.optimizer is not None:
+        moved_names.add(plan.optimizer.name)
+    if plan.scheduler is not None:
+        moved_names.add(plan.scheduler.name)
+    for name in moved_names:
+        binding = plan.bindings.get(name)
+        if binding is not None and binding.index >= 0:
+            removable.setdefault(binding.index, set()).update(names_stored(binding.statement))
+
+    body: list[tuple[int, cst.BaseStatement]] = []
+    for index, stmt in enumerate(plan.driver_body):
+        if stmt is plan.epoch_loop:
+            body.extend((-2, s) for s in fit_block)
+        elif index in plan.after_loop_tests:
+            test_stmt = cst.parse_statement(f"{tr}.test({lit}, datamodule={dm})\n")
+            body.append((-2, test_stmt.with_changes(leading_lines=stmt.leading_lines)))
+        else:
+            for cleaned in clean_statements([stmt], device_names):
+                body.append((index, cleaned))
+    # Drop the moved definitions unless the remaining code still reads them.
+    while True:
+        used = set(names_used([s for i, s in body if i not in removable]))
+        drop = {i for i in removable if not (removable[i] & used)}
+        still = [(i, s) for i, s in body if i not in drop]
+        if len(still) == len(body):
+            break
+        body = still
+        removable = {i: n for i, n in removable.items() if i not in drop}
+    new_driver = [s for _, s in body]
+
+    blank = [cst.EmptyLine(), cst.EmptyLine()]
+    generated = [cst.parse_statement(src).with_changes(leading_lines=blank) for src in (module_src, data_src)]
+    return _assemble(module, plan, new_driver, generated, IMPORTS.get(target, IMPORTS["runtime"]))
+
+
+def _device_names(plan: ScriptPlan):
+    from migrate.analysis import device as dev
+
+    for name, binding in plan.bindings.items():
+        if binding.value is not None and dev.is_device_value(binding.value):
+            yield name
+        elif binding.value is None and isinstance(binding.statement, cst.If) and dev.device_if(binding.statement):
+            yield name
+
+
+def _is_definition(stmt: cst.CSTNode) -> bool:
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+        return True
+    return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+
+
+def _is_import(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+
+
+def _header_names(stmt: cst.CSTNode) -> set[str]:
+    """Names a def/class reads when it is defined (decorators, defaults, bases, class body)."""
+    nodes: list[cst.CSTNode] = []
+    if isinstance(stmt, cst.FunctionDef):
+        nodes += [d for d in stmt.decorators] + [p.default for p in stmt.params.params if p.default is not None]
+    elif isinstance(stmt, cst.ClassDef):
+        nodes += list(stmt.decorators) + [b.value for b in stmt.bases]
+        nodes += [s for s in stmt.body.body if not isinstance(s, cst.FunctionDef)]
+    return set(names_used(nodes)) if nodes else set()
+
+
+def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: list, import_line: str) -> cst.Module:
+    import_stmt = cst.parse_statement(import_line)
+    removed = {name for name in plan.removed_functions}
+    original = list(module.body)
+    if plan.driver_kind == "module":
+        rest = [s for s in original if s not in plan.driver_body]
+        definitions = [s for s in original if _is_definition(s)]
+        executables = [s for s in driver if not _is_definition(s)]
+        stored = names_stored(executables)
+        conflict = any(_header_names(s) & stored for s in definitions)
+        docstring = []
+        if original and m.matches(original[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
+            docstring = [original[0]]
+        if not conflict:
+            kept_defs = [s for s in driver if _is_definition(s)]
+            kept_defs = _drop_functions(kept_defs, removed, executables)
+            guard = cst.If(
+                test=cst.parse_expression('__name__ == "__main__"'),
+                body=cst.IndentedBlock(body=executables),
+                leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+            )
+            body = docstring + _with_import(kept_defs, import_stmt) + generated + [guard]
+        else:
+            driver = _drop_functions(driver, removed, driver)
+            first_exec = next((i for i, s in enumerate(driver) if not _is_definition(s)), len(driver))
+            body = docstring + _with_import(driver[:first_exec], import_stmt) + generated + driver[first_exec:]
+        return module.with_changes(body=body + [s for s in rest if s not in docstring])
+    # The driver is a function or the __main__ block: replace its body in place.
+    new_body = []
+    for stmt in original:
+        if isinstance(stmt, cst.FunctionDef) and plan.driver_kind == "function" and stmt.name.value == plan.driver_function:
+            new_body.extend(generated)
+            new_body.append(stmt.with_changes(body=stmt.body.with_changes(body=driver)))
+        elif isinstance(stmt, cst.If) and plan.driver_kind == "main_guard" and list(stmt.body.body) == plan.driver_body:
+            new_body.extend(generated)
+            new_body.append(stmt.with_changes(body=stmt.body.with_changes(body=driver)))
+        else:
+            new_body.append(stmt)
+    new_body = _drop_functions(new_body, removed, new_body)
+    return module.with_changes(body=_with_import(new_body, import_stmt))
+
+
+def _drop_functions(stmts: list, removed: set[str], users: list) -> list:
+    """The converted loop helpers go, unless something else still calls them."""
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in removed:
+            others = [s for s in users if s is not stmt]
+            if stmt.name.value not in names_used(others):
+                continue
+        out.append(stmt)
+    return out
+
+
+def _with_import(stmts: list, import_stmt) -> list:
+    """Adds the runtime import after the leading imports (or the last import before code)."""
+    last = -1
+    for i, stmt in enumerate(stmts):
+        if _is_import(stmt):
+            last = i
+        elif i > 0 and not m.matches(stmt, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) and last >= 0:
+            break
+    if last == -1:
+        return [import_stmt, *stmts]
+    return [*stmts[: last + 1], import_stmt, *stmts[last + 1 :]]

@@ -1,0 +1,253 @@
+"""The LightningModule: __init__, forward, the steps built from the user's loop bodies,
+epoch-end hooks for statements kept for review, and configure_optimizers."""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import libcst.matchers as m
+
+from migrate.analysis.nodes import code, free_names, names_stored, names_used
+from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
+from migrate.rewrite.device import clean_statements
+from migrate.rewrite.names import _BUILTINS, ModuleNames, substitute
+
+REVIEW = "# migrate: review"
+_HOOK = {"train": "training_step", "val": "validation_step", "test": "test_step"}
+_EPOCH_END = {"train": "on_train_epoch_end", "val": "on_validation_epoch_end", "test": "on_test_epoch_end"}
+
+
+def indent(text: str, level: int) -> str:
+    return textwrap.indent(text, "    " * level, lambda line: True)
+
+
+def _atomic(expr: cst.BaseExpression) -> str:
+    text = code(expr)
+    if isinstance(expr, (cst.BinaryOperation, cst.BooleanOperation, cst.IfExp, cst.Comparison, cst.UnaryOperation)):
+        return f"({text})"
+    return text
+
+
+def _is_batch_count(expr: cst.BaseExpression, batch_len: cst.BaseExpression) -> bool:
+    if code(expr) == code(batch_len):
+        return True
+    if m.matches(expr, m.Call(func=m.Name("len"))):
+        return True
+    return m.matches(expr, m.Call(func=m.Attribute(attr=m.Name("size")), args=[m.Arg(m.Integer("0"))])) or \
+        m.matches(expr, m.Subscript(value=m.Attribute(attr=m.Name("shape"))))
+
+
+def log_call(item: LogItem, stage: str) -> str:
+    """The self.log(...) for one metric, keeping its value (weighted means where the original divided)."""
+    name = item.final_name()
+    acc = item.accumulator
+    value = item.value
+    extra = []
+    if acc is None:
+        extra.append("prog_bar=True")
+        return f"self.log({name!r}, {code(value)}{''.join(', ' + e for e in extra)})"
+    if acc.final == "dataset":
+        batch_len = item.batch_len
+        if item.unscaled is not None:
+            text = code(item.unscaled)
+        else:
+            text = f"{_atomic(value)} / {code(batch_len)}"
+        extra.append(f"batch_size={code(batch_len)}")
+    elif acc.final == "batches" or acc.kind == "list":
+        text = code(value)
+        extra.append("batch_size=1")
+    else:
+        text = code(value)
+        extra.append('reduce_fx="sum"')
+    if stage == "train":
+        extra = ["on_step=False", "on_epoch=True", *extra]
+    if acc.label or acc.alias:
+        pass
+    return f"self.log({name!r}, {text}, {', '.join(extra)})"
+
+
+class ModuleBuilder:
+    def __init__(self, plan: ScriptPlan, prefix: str, device_names: set[str]) -> None:
+        self.plan = plan
+        self.prefix = prefix
+        self.device_names = device_names
+        fixed = {plan.model_name: cst.parse_expression("self.model")}
+        for name in plan.attributes:
+            fixed[name] = cst.parse_expression(f"self.{name}")
+        if plan.epoch_var:
+            start = plan.epoch_start
+            fixed[plan.epoch_var] = cst.parse_expression(
+                "self.current_epoch" if start is None else f"(self.current_epoch + {code(start)})")
+        for name in device_names:
+            fixed[name] = cst.parse_expression("self.device")
+        if plan.optimizer is not None:
+            fixed[plan.optimizer.name] = cst.parse_expression("self.optimizers()")
+        if plan.scheduler is not None:
+            fixed[plan.scheduler.name] = cst.parse_expression("self.lr_schedulers()")
+        self.names = ModuleNames(plan, hparams=True, fixed=fixed)
+        self.reviews: list[str] = []
+
+    # --- moved code -------------------------------------------------------------------------------
+    def _move(self, stmts: list[cst.BaseStatement], subst: dict, local: set[str]) -> list[cst.BaseStatement]:
+        local_subst = {k: v for k, v in subst.items() if k not in local}
+        moved = [substitute(s, local_subst) for s in stmts]
+        free = free_names(moved)
+        mapping = self.names.mapping(free, local)
+        moved = [substitute(s, mapping, self.names.attribute) for s in moved]
+        return clean_statements(moved, self.device_names | {"self.device"})
+
+    def move_expr(self, expr: cst.BaseExpression, subst: dict, extra: dict | None = None) -> cst.BaseExpression:
+        expr = substitute(expr, subst)
+        extra = extra or {}
+        mapping = self.names.mapping([n for n in names_used(expr) if n not in extra], set())
+        mapping.update(extra)
+        return substitute(expr, mapping, self.names.attribute)
+
+    def step(self, step: StepPlan, names_taken: set[str]) -> str:
+        body_nodes = [i for i in step.items if isinstance(i, cst.CSTNode)]
+        local = names_stored(body_nodes) | set(_target_names(step.target))
+        used = set(names_used(body_nodes)) | local
+        if isinstance(step.target, cst.Name):
+            batch_param, unpack = step.target.value, None
+        else:
+            batch_param = "batch" if "batch" not in used and step.index_name != "batch" else "batch_data"
+            unpack = f"{code(step.target.with_changes(lpar=[], rpar=[]))} = {batch_param}"
+        if step.index_name and step.index_start is None:
+            index_param, index_line = step.index_name, None
+        else:
+            index_param = "batch_idx" if "batch_idx" not in used else "batch_index"
+            index_line = f"{step.index_name} = {index_param} + {code(step.index_start)}" if step.index_name else None
+        lines: list[str] = []
+        if unpack:
+            lines.append(unpack + "\n")
+        if index_line:
+            lines.append(index_line + "\n")
+        # Log items live among the statements; move statements in runs to keep their order.
+        run: list[cst.BaseStatement] = []
+        reviewed = {id(node) for node, _ in step.reviews}
+
+        def flush() -> None:
+            for stmt in self._move(run, step.subst, local):
+                text = code(stmt)
+                lines.append(text)
+            run.clear()
+
+        for item in step.items:
+            if isinstance(item, LogItem):
+                flush()
+                if item.accumulator is not None and item.accumulator.is_count:
+                    continue
+                value = self.move_expr(item.value, {k: v for k, v in step.subst.items() if k not in local})
+                unscaled = item.unscaled
+                if unscaled is not None:
+                    unscaled = self.move_expr(unscaled, {k: v for k, v in step.subst.items() if k not in local})
+                item_copy = LogItem(value=value, name=item.name, accumulator=item.accumulator, label_hint=item.label_hint,
+                                    prog_bar=item.prog_bar, batch_len=item.batch_len, unscaled=unscaled)
+                lines.append(log_call(item_copy, step.stage) + "\n")
+            else:
+                if id(item) in reviewed:
+                    flush()
+                    lines.append(REVIEW + "\n")
+                run.append(item)
+        flush()
+        if step.stage == "train":
+            lines.append(f"return {step.loss_name}\n")
+        head = f"def {_HOOK[step.stage]}(self, {batch_param}, {index_param}):\n"
+        return head + indent("".join(lines) or "pass\n", 1)
+
+    def epoch_end(self, stage: str, stmts: list[cst.BaseStatement], subst: dict) -> str:
+        parts = []
+        plan = self.plan
+        for original in stmts:
+            stmt = substitute(original, subst)
+            unresolved = [n for n in free_names([stmt]) if n not in plan.module_names and n not in _BUILTINS
+                          and n not in plan.bindings and n not in self.names.fixed and n != plan.args_name]
+            if not unresolved:
+                stmt = self._move([original], subst, set())
+                stmt = stmt[0] if stmt else original
+            if unresolved:
+                # It reads names that only existed in the original's loop: kept, commented out.
+                commented = "".join(f"# {line}\n" for line in code(stmt).strip("\n").splitlines())
+                parts.append(f"{REVIEW} (reads {', '.join(unresolved)})\n{commented}")
+            else:
+                parts.append(f"{REVIEW}\n{code(stmt)}")
+        body = "".join(parts) + "pass\n"
+        return f"def {_EPOCH_END[stage]}(self):\n" + indent(body, 1)
+
+    def configure_optimizers(self) -> str:
+        plan = self.plan
+        opt = plan.optimizer
+        expr = opt.expr
+        first = expr.args[0].with_changes(value=cst.parse_expression("self.parameters()"))
+        expr = expr.with_changes(args=[first, *expr.args[1:]])
+        expr = self.move_expr(expr, opt.subst)
+        lines = [f"optimizer = {code(expr)}\n"]
+        sched = plan.scheduler
+        if sched is None:
+            lines.append("return optimizer\n")
+        else:
+            sexpr = self.move_expr(sched.expr, {}, {opt.name: cst.Name("optimizer")})
+            lines.append(f"scheduler = {code(sexpr)}\n")
+            config = f'"scheduler": scheduler, "interval": "{sched.interval}"'
+            if sched.monitor:
+                config += f', "monitor": {sched.monitor!r}'
+            lines.append(f'return {{"optimizer": optimizer, "lr_scheduler": {{{config}}}}}\n')
+        return "def configure_optimizers(self):\n" + indent("".join(lines), 1)
+
+    def init(self, attributes_code: list[str]) -> str:
+        params = self.names.params
+        objects = list(params.objects)
+        signature = ", ".join(["self", "model", *objects, *params.plain])
+        lines = ["super().__init__()\n"]
+        ignore = ["model", *objects]
+        lines.append(f"self.save_hyperparameters(ignore={ignore!r})\n")
+        lines.append("self.model = model\n")
+        for name in objects:
+            lines.append(f"self.{name} = {name}\n")
+        lines.extend(attributes_code)
+        return f"def __init__({signature}):\n" + indent("".join(lines), 1)
+
+    def build(self, steps: list[StepPlan], epoch_reviews: list) -> str:
+        plan = self.plan
+        methods: list[str] = []
+        taken: set[str] = set()
+        step_texts = [self.step(s, taken) for s in steps]
+        attributes_code = []
+        for attr in plan.attributes.values():
+            if attr.expr is not None:
+                attributes_code.append(f"self.{attr.name} = {code(self.move_expr(attr.expr, attr.subst))}\n")
+        hooks = []
+        by_stage: dict[str, list] = {}
+        for s in steps:
+            for node, _ in s.reviews:
+                if node not in s.items:
+                    by_stage.setdefault(s.stage, []).append((node, s.subst))
+        for stage, pairs in by_stage.items():
+            seen = []
+            for node, subst in pairs:
+                if node not in [n for n, _ in seen]:
+                    seen.append((node, subst))
+            hooks.append(self.epoch_end(stage, [n for n, _ in seen], seen[0][1]))
+        if epoch_reviews:
+            hooks.append(self.epoch_end("train", epoch_reviews, {}))
+        if plan.optimizer is not None and plan.optimizer.per_call:
+            hooks.append(
+                "def on_train_epoch_start(self):\n"
+                "    # The original built a new optimizer in every epoch's call: start each epoch from fresh state.\n"
+                "    self.optimizers().optimizer.state.clear()\n"
+            )
+        configure = self.configure_optimizers()
+        methods.append(self.init(attributes_code))
+        methods.append("def forward(self, *args, **kwargs):\n    return self.model(*args, **kwargs)\n")
+        methods.extend(step_texts)
+        methods.extend(hooks)
+        methods.append(configure)
+        body = "\n".join(methods)
+        return f"class {self.prefix}Module(LightningModule):\n" + indent(body, 1)
+
+
+def _target_names(target) -> list[str]:
+    from migrate.analysis.nodes import target_names
+
+    return target_names(target)

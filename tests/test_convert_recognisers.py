@@ -1,0 +1,144 @@
+"""Unit tests for the conversion recognisers: each on a small inline source."""
+
+import libcst as cst
+import pytest
+
+from migrate.analysis import device as dev
+from migrate.analysis import printing
+from migrate.analysis.loops import bind_call, epoch_range, unwrap_iter
+from migrate.analysis.nodes import code, free_names, strip_item
+from migrate.analysis.script import analyse, is_lightning_form
+from migrate.rewrite.device import clean_statements
+
+
+def expr(text):
+    return cst.parse_expression(text)
+
+
+@pytest.mark.parametrize("text", [
+    'torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+    "'cuda' if torch.cuda.is_available() else 'cpu'",
+    '"cuda:0"',
+    "torch.accelerator.current_accelerator()",
+])
+def test_device_values(text):
+    assert dev.is_device_value(expr(text))
+
+
+def test_not_device_values():
+    assert not dev.is_device_value(expr("torch.randn(3)"))
+    assert not dev.is_device_value(expr('"hello"'))
+
+
+def test_accelerator_follows_user_flag():
+    assert code(dev.accelerator_for(dev.device_test(expr('torch.device("cuda" if use_cuda else "cpu")')))) == \
+        '"auto" if use_cuda else "cpu"'
+    assert code(dev.accelerator_for(dev.device_test(expr('"cuda" if torch.cuda.is_available() else "cpu"')))) == '"auto"'
+
+
+def test_device_if_statement():
+    stmt = cst.parse_statement("if use_accel:\n    device = torch.accelerator.current_accelerator()\nelse:\n    device = torch.device('cpu')\n")
+    name, test = dev.device_if(stmt)
+    assert name == "device" and code(test) == "use_accel"
+
+
+@pytest.mark.parametrize("src, out", [
+    ("x = x.to(device)\n", ""),
+    ("x, y = x.to(device), y.to(device)\n", ""),
+    ("x = x.to(device, dtype=torch.float)\n", "x = x.to(dtype=torch.float)\n"),
+    ("model.cuda()\n", ""),
+    ("model = Net().to(device)\n", "model = Net()\n"),
+    ("p = out.cpu().numpy()\n", "p = out.cpu().numpy()\n"),
+    ("x = x.to(device); y = y.to(device)\n", ""),
+    ("model.cuda() if torch.cuda.is_available() else None\n", ""),
+])
+def test_device_cleanup(src, out):
+    stmts = cst.parse_module(src).body
+    assert "".join(code(s) for s in clean_statements(stmts, {"device"})) == out
+
+
+def test_unwrap_iter():
+    inner, enum, start, bar = unwrap_iter(expr("enumerate(tqdm(loader), 1)"))
+    assert code(inner) == "loader" and enum and code(start) == "1" and bar
+    inner, enum, start, bar = unwrap_iter(expr("enumerate(loader, 0)"))
+    assert enum and start is None
+
+
+@pytest.mark.parametrize("loop, epochs, start", [
+    ("for e in range(n): pass\n", "n", None),
+    ("for e in range(1, args.epochs + 1): pass\n", "args.epochs", "1"),
+    ("for e in tqdm(range(10)): pass\n", "10", None),
+])
+def test_epoch_range(loop, epochs, start):
+    found = epoch_range(cst.parse_statement(loop))
+    assert code(found[0]) == epochs
+    assert (code(found[1]) if found[1] is not None else None) == start
+
+
+def test_bind_call_with_defaults():
+    fn = cst.parse_statement("def train(model, loader, device, lr=0.1, scheduler=None):\n    pass\n")
+    bound = bind_call(fn, expr("train(net, dl, dev, lr=lr)"))
+    assert {k: code(v) for k, v in bound.items()} == {
+        "model": "net", "loader": "dl", "device": "dev", "lr": "lr", "scheduler": "None"}
+
+
+@pytest.mark.parametrize("src, expected", [
+    ('print(f"loss: {loss:>7f}  [{current:>5d}]")', [("loss", "loss"), (None, "current")]),
+    ("print('val_loss: ', val_loss.item())", [("val_loss", "val_loss.item()")]),
+    ("print('Train MAE: %.3f / Validation MAE: %.3f' % (a, b))", [("train_mae", "a"), ("validation_mae", "b")]),
+    ("print('Epoch: {} Loss: {:.6f}'.format(epoch, loss.item()))", [("epoch", "epoch"), ("loss", "loss.item()")]),
+    ("print(' * Acc@1 {:.3f}'.format(top1))", [("acc1", "top1")]),
+])
+def test_print_pieces_and_labels(src, expected):
+    got = [(printing.label(text), code(value)) for text, value in printing.pieces(expr(src))]
+    assert got == expected
+
+
+def test_strip_item_and_free_names():
+    assert code(strip_item(expr("loss.item() * len(x)"))) == "loss * len(x)"
+    assert free_names([cst.parse_statement("y = model(x) + z\n")]) == ["model", "x", "z"]
+
+
+def test_lightning_form_detected():
+    assert is_lightning_form(cst.parse_module("import lightning.pytorch as L\nclass M(L.LightningModule):\n    pass\n"))
+    assert not is_lightning_form(cst.parse_module("class M(nn.Module):\n    pass\n"))
+
+
+LOOP = '''
+import torch
+from torch import nn
+model = nn.Linear(2, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+crit = nn.MSELoss()
+for epoch in range(3):
+    for x, y in loader:
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+        sched.step()
+    total = 0
+    with torch.no_grad():
+        for x, y in val_loader:
+            total += crit(model(x), y).item() * len(x)
+    print(f"val_loss {total / len(val_set):.4f}")
+'''
+
+
+def test_analyse_inline_plan():
+    plan = analyse(cst.parse_module(LOOP), "t.py")
+    assert plan.model_name == "model"
+    assert plan.optimizer.name == "opt"
+    assert plan.scheduler.interval == "step"
+    assert "crit" in plan.attributes
+    stages = [s.stage for s in plan.steps]
+    assert stages == ["train", "val"]
+    assert plan.steps[0].loss_name == "loss"
+    log = [i for i in plan.steps[1].items if not isinstance(i, cst.CSTNode)][0]
+    assert log.final_name() == "val_loss" and log.accumulator.final == "dataset"
+    assert code(plan.epochs) == "3"
+
+
+def test_no_training_loop():
+    assert analyse(cst.parse_module("import torch\nx = torch.randn(3)\nprint(x)\n")) is None
