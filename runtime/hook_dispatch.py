@@ -13,6 +13,8 @@ from runtime.callbacks.callback import Callback, overrides
 from runtime.hooks import CheckpointHooks, DataHooks, ModelHooks
 
 _MODULE_BASES = (ModelHooks, DataHooks, CheckpointHooks)
+# Optional hooks inside every optimizer step: checked by set membership, the cheapest test per step.
+_STEP_PATH_HOOKS = ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
 def _module_overrides(module: Any, name: str) -> bool:
@@ -28,6 +30,7 @@ class HookDispatcher:
         self._module = module
         self._callbacks = callbacks
         self._cache: dict[str, tuple[list[Callable[..., Any]], Callable[..., Any] | None]] = {}
+        self.listened_step_hooks = frozenset(name for name in _STEP_PATH_HOOKS if self.has(name))
 
     def _listeners(self, name: str) -> tuple[list[Callable[..., Any]], Callable[..., Any] | None]:
         found = self._cache.get(name)

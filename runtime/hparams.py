@@ -52,7 +52,8 @@ class HyperparametersMixin:
         ignored = {ignore} if isinstance(ignore, str) else set(ignore or ())
         if len(args) == 1 and isinstance(args[0], (Mapping, argparse.Namespace)) and not isinstance(args[0], str):
             hp = dict(vars(args[0]) if isinstance(args[0], argparse.Namespace) else args[0])
-            self._hparams_name = None
+            # The init argument that held the dict, so load_from_checkpoint can pass it back by name.
+            self._hparams_name = next((name for name, value in init_args.items() if value is args[0]), None)
         elif args:
             names = [a for a in args if isinstance(a, str)]
             missing = [n for n in names if n not in init_args]

@@ -391,6 +391,7 @@ class Trainer:
         model = self._attach(stage, model, datamodule)
         self.state_fn = stage
         self.should_stop = False
+        self._failed = False
         try:
             with torch.autograd.set_detect_anomaly(self._detect_anomaly) if self._detect_anomaly \
                     else contextlib.nullcontext():
@@ -485,10 +486,12 @@ class Trainer:
             model.teardown(stage=stage_name)
         self._results = None
         self.training = False
-        for logger in self.loggers:
-            logger.finalize("success")
+        if not self._failed:
+            for logger in self.loggers:
+                logger.finalize("success")
 
     def _on_exception(self, exception: BaseException) -> None:
+        self._failed = True
         for callback in self.callbacks:
             if overrides(callback, Callback, "on_exception"):
                 callback.on_exception(self, self.lightning_module, exception)
@@ -519,7 +522,8 @@ class Trainer:
     def _run_fit(self, model: LightningModule, loaders: dict[str, Any]) -> None:
         self._setup_train_data(loaders.get("train"))
         self._setup_val_data(loaders.get("val"))
-        self._val_schedule_count = 0
+        # Validation counted across epochs (check_val_every_n_epoch=None) continues after a resume.
+        self._val_schedule_count = self.fit_loop.total_batch_idx
         self._log_hyperparams(model)
         self.training = True
         self._fx = "on_fit_start"
@@ -682,7 +686,7 @@ class Trainer:
 
     def _zero_grad(self, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
         hooks = self._hooks
-        if hooks.has("on_before_zero_grad"):
+        if "on_before_zero_grad" in hooks.listened_step_hooks:
             self._fx = "on_before_zero_grad"
             hooks.call("on_before_zero_grad", optimizer)
             self._fx = "training_step"
@@ -691,11 +695,11 @@ class Trainer:
     def _run_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         hooks = self._hooks
         fx = self._fx
-        if hooks.has("on_before_backward"):
+        if "on_before_backward" in hooks.listened_step_hooks:
             self._fx = "on_before_backward"
             hooks.call("on_before_backward", loss)
         self.precision_plugin.backward(loss, self.lightning_module, *args, **kwargs)
-        if hooks.has("on_after_backward"):
+        if "on_after_backward" in hooks.listened_step_hooks:
             self._fx = "on_after_backward"
             hooks.call("on_after_backward")
         self._fx = fx
@@ -704,7 +708,7 @@ class Trainer:
         """After the closure: hooks see unscaled gradients, then automatic clipping."""
         module = self.lightning_module
         hooks = self._hooks
-        if hooks.has("on_before_optimizer_step"):
+        if "on_before_optimizer_step" in hooks.listened_step_hooks:
             fx = self._fx
             self._fx = "on_before_optimizer_step"
             hooks.call("on_before_optimizer_step", optimizer)

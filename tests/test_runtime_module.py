@@ -247,3 +247,20 @@ def test_cuda_mixed_precision_trains_and_scales(tmp_path, precision):
     assert set(dtypes) == {expected}
     assert (trainer.precision_plugin.scaler is not None) == (precision == "16-mixed")
     assert torch.isfinite(trainer.callback_metrics["train_loss"]).item()
+
+
+class FromConfig(LightningModule):
+    def __init__(self, config):
+        super().__init__()
+        self.save_hyperparameters(config)
+        self.layer = torch.nn.Linear(4, 1)
+
+
+def test_hyperparameters_saved_from_a_dict_argument_rebuild_the_module(tmp_path):
+    trainer = Trainer(**quiet_trainer_args(tmp_path))
+    module = FromConfig({"lr": 0.3})
+    trainer.lightning_module = module
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    restored = FromConfig.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert dict(restored.hparams) == {"lr": 0.3}
+    assert torch.equal(restored.layer.weight, module.layer.weight)
