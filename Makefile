@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PYTHON) examples/demo.py
+	mkdir -p demo_output
+	$(VENV)/bin/migrate convert examples/quickstart.py -o demo_output/quickstart_lightning.py
+	$(VENV)/bin/migrate convert examples/quickstart.py --dry-run 2>/dev/null | grep -E '^[-+][^-+]' | cut -c1 | sort | uniq -c | sed 's/-$$/lines removed/; s/+$$/lines added/'
+	cd demo_output && ../$(PYTHON) quickstart_lightning.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
