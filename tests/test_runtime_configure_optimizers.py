@@ -122,3 +122,16 @@ def test_self_lr_schedulers_returns_the_scheduler(tmp_path):
     module = Peek(build)
     Trainer(max_epochs=1, **quiet_trainer_args(tmp_path)).fit(module, loader())
     assert isinstance(seen[0], torch.optim.lr_scheduler.StepLR)
+
+
+def test_lbfgs_gets_the_closure_it_reevaluates(tmp_path):
+    calls = []
+
+    class Counted(Configured):
+        def training_step(self, batch, batch_idx):
+            calls.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+    module = Counted(lambda m: torch.optim.LBFGS(m.parameters(), lr=0.1, max_iter=3))
+    Trainer(max_epochs=1, limit_train_batches=2, **quiet_trainer_args(tmp_path)).fit(module, loader())
+    assert len(calls) > 2  # LBFGS evaluates the closure several times per step
