@@ -4,7 +4,8 @@ import libcst as cst
 import pytest
 
 from migrate.analysis import device as dev
-from migrate.analysis import printing
+from migrate.analysis import epoch, printing
+from migrate.analysis.plan import Accumulator
 from migrate.analysis.loops import bind_call, epoch_range, unwrap_iter
 from migrate.analysis.nodes import code, free_names, strip_item
 from migrate.analysis.script import analyse, is_lightning_form
@@ -142,3 +143,50 @@ def test_analyse_inline_plan():
 
 def test_no_training_loop():
     assert analyse(cst.parse_module("import torch\nx = torch.randn(3)\nprint(x)\n")) is None
+
+
+def stmt(text):
+    return cst.parse_statement(text)
+
+
+@pytest.mark.parametrize("text", ["gc.collect()", "torch.cuda.empty_cache()"])
+def test_housekeeping(text):
+    assert epoch.is_housekeeping(stmt(text))
+
+
+def test_not_housekeeping():
+    assert not epoch.is_housekeeping(stmt("model.train()"))
+    assert not epoch.is_housekeeping(stmt("gc.collect(2) if x else None"))
+
+
+def test_metric_reads_and_updated_state():
+    acc1 = Accumulator("top1_sum", final="dataset", alias="acc1")
+    line = stmt("best_acc1 = max(acc1, best_acc1)")
+    assert epoch.metric_reads(line, {"acc1": acc1}) == {"acc1": acc1}
+    assert epoch.metric_reads(line, {"other": acc1}) == {}
+    assert epoch.updated_state(line, {"best_acc1", "model"}) == ["best_acc1"]
+    assert epoch.updated_state(stmt("history.append(acc1)"), {"history"}) == ["history"]
+
+
+@pytest.mark.parametrize("text", [
+    "(torch.cat(preds) == torch.cat(labels)).float().mean().item()",
+    "(torch.cat(preds) == torch.cat(labels)).double().mean()",
+])
+def test_gathered_accuracy(text):
+    preds, labels = Accumulator("preds", kind="list"), Accumulator("labels", kind="list")
+    assert epoch.gathered_accuracy(expr(text), {"preds": preds, "labels": labels}) == (preds, labels)
+
+
+def test_not_gathered_accuracy():
+    preds, labels = Accumulator("preds", kind="list"), Accumulator("labels", kind="sum")
+    lists = {"preds": preds, "labels": labels}
+    assert epoch.gathered_accuracy(expr("(torch.cat(preds) == torch.cat(labels)).float().mean()"), lists) is None
+    assert epoch.gathered_accuracy(expr("(torch.cat(preds) > 0).float().mean()"), lists) is None
+
+
+def test_logger_calls_are_prints_with_percent_arguments():
+    call = expr('log.info("epoch %d  val_loss %.4f  val_acc %.3f", epoch, val_loss, val_acc)')
+    assert printing.is_print(call)
+    labels = [printing.label(text) for text, _ in printing.pieces(call)]
+    assert labels == ["epoch", "val_loss", "val_acc"]
+    assert not printing.is_print(expr("results.info()"))

@@ -8,6 +8,7 @@ import pytest
 from migrate.convert import convert_code
 from migrate.findings import Severity, Status
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INPUTS = Path(__file__).parent / "convert_inputs"
 CASES = sorted(INPUTS.glob("*.py"))
 
@@ -92,12 +93,15 @@ def test_no_training_loop_and_syntax_error():
         convert_code("def broken(:\n")
 
 
-def test_unknown_epoch_statement_is_kept_for_review():
+def _with_epoch_statement(statement: str) -> str:
     source = (INPUTS / "inline_loops.py").read_text().replace(
-        "        print('val_loss: ', val_loss.item())", "        print('val_loss: ', val_loss.item())\n    history.append(val_loss)")
-    source = source.replace("num_epochs = 3", "num_epochs = 3\nhistory = []")
-    result = convert_code(source, "t.py")
-    assert "# migrate: review" in result.output and "history.append(val_loss)" in result.output
+        "        print('val_loss: ', val_loss.item())", f"        print('val_loss: ', val_loss.item())\n    {statement}")
+    return source.replace("num_epochs = 3", "num_epochs = 3\nhistory = []")
+
+
+def test_unknown_epoch_statement_is_kept_for_review():
+    result = convert_code(_with_epoch_statement("history.append(logits.shape)"), "t.py")
+    assert "# migrate: review" in result.output and "history.append(logits.shape)" in result.output
     review = [f for f in result.findings if f.code == "MIG301"]
     assert review and review[0].severity is Severity.NOT_CONVERTED and review[0].line > 0
 
@@ -111,3 +115,29 @@ def test_trains_bit_identically(tmp_path, name):
     target.write_text(convert_code(original.read_text()).output)
     verdict = verify_pair(original, target, steps=50)
     assert verdict.equivalent
+
+
+def test_epoch_statement_reading_a_metric_moves_to_the_validation_hook():
+    source = _with_epoch_statement("history.append(val_loss)") + "print(history)\n"
+    result = convert_code(source, "t.py")
+    assert "# migrate: review" not in result.output
+    hook = result.output.split("def on_validation_epoch_end(self):")[1].split("def ")[0]
+    assert "if self.trainer.sanity_checking:" in hook
+    assert "val_loss = self.trainer.callback_metrics['val_loss'].item()" in hook
+    assert "self.history.append(val_loss)" in hook
+    assert "self.history = []" in result.output
+    assert "print(lit_model.history)" in result.output
+    assert [f.code for f in result.findings if f.code == "MIG111"] == ["MIG111"]
+
+
+def test_epoch_housekeeping_is_kept_without_review():
+    result = convert_code(_with_epoch_statement("gc.collect()"), "t.py")
+    assert "# migrate: review" not in result.output
+    assert "def on_train_epoch_end(self):\n        gc.collect()" in result.output
+
+
+def test_results_read_after_training_come_from_trainer_test():
+    source = (FIXTURES / "evaluate_returns_metrics" / "original.py").read_text()
+    out = convert_code(source, "t.py").output
+    assert 'test_metrics = trainer.test(lit_model, datamodule=datamodule)[0]' in out
+    assert "final_loss = test_metrics['final_loss']" in out

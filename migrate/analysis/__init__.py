@@ -13,11 +13,13 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG107 | info          | a per-batch accumulation (`total += ...`) logged with self.log           |
 | MIG108 | info          | a print / tqdm bar replaced by self.log and the progress bar             |
 | MIG109 | info          | optimizer re-created every epoch: state reset in on_train_epoch_start    |
+| MIG110 | info          | housekeeping (`gc.collect()`, `empty_cache()`) kept in an epoch-end hook   |
+| MIG111 | info          | epoch-level statement reading evaluation results moved to an epoch-end hook|
 | MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |
 | MIG302 | not-converted | `loss.backward(...)` with arguments                                       |
 """
 
 from migrate.analysis.plan import ScriptPlan
-from migrate.analysis.script import analyse, is_lightning_form
+from migrate.analysis.script import analyse, is_lightning_form, is_lightning_source
 
-__all__ = ["ScriptPlan", "analyse", "is_lightning_form"]
+__all__ = ["ScriptPlan", "analyse", "is_lightning_form", "is_lightning_source"]

@@ -76,12 +76,13 @@ def device_if(stmt: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
 def accelerator_for(test: cst.BaseExpression | None) -> cst.BaseExpression:
     """`"auto"`, or `"auto" if <the user's test> else "cpu"` when a flag (no-cuda, no-accel) drives it."""
     auto = cst.SimpleString('"auto"')
-    if test is None or _only_availability(test):
+    if test is None or is_availability(test):
         return auto
     return cst.IfExp(test=test, body=auto, orelse=cst.SimpleString('"cpu"'))
 
 
-def _only_availability(test: cst.BaseExpression) -> bool:
+def is_availability(test: cst.BaseExpression | None) -> bool:
+    """`torch.cuda.is_available()` and its siblings: a flag the Trainer's accelerator="auto" replaces."""
     return call_name(test) in (
         "torch.cuda.is_available",
         "torch.accelerator.is_available",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -10,6 +11,7 @@ import libcst.matchers as m
 
 from migrate.analysis import device as dev
 from migrate.analysis import printing
+from migrate.analysis.epoch import EpochStatement, gathered_accuracy, is_housekeeping
 from migrate.analysis.nodes import (
     call_name,
     dotted,
@@ -66,6 +68,7 @@ class Context:
     scheduler_interval: str | None = None
     scheduler_monitor: cst.BaseExpression | None = None
     used_functions: set[str] = field(default_factory=set)
+    epoch_statements: list[EpochStatement] = field(default_factory=list)
 
     def span(self, node: cst.CSTNode) -> Span:
         pos = self.positions.get(node)
@@ -209,6 +212,9 @@ class Block:
     calls_eval: bool = False
     count_names: set[str] = field(default_factory=set)
     bars: dict[str, cst.BaseExpression] = field(default_factory=dict)  # pbar = tqdm(loader)
+    epoch_end: list[cst.BaseStatement] = field(default_factory=list)  # kept as they are, once per epoch
+    # Tried on a statement nothing else recognised, before it is kept for review; True: handled.
+    unrecognised: Callable[[cst.BaseStatement], bool] | None = None
 
 
 def _divisor_kind(expr: cst.BaseExpression, block: Block) -> str | None:
@@ -650,6 +656,14 @@ class Recogniser:
             return
         if one and self._local_definition(stmt, one[0], one[1], block):
             return
+        if one and self._gathered_accuracy(stmt, one[0], one[1], block):
+            return
+        if is_housekeeping(stmt):
+            block.epoch_end.append(stmt)
+            ctx.add(stmt, "MIG110", Severity.INFO, "housekeeping call kept in the epoch-end hook")
+            return
+        if block.unrecognised is not None and block.unrecognised(stmt):
+            return
         ctx.review(stmt, "statement outside the batch loop")
         block.leftovers.append(stmt)
 
@@ -668,10 +682,10 @@ class Recogniser:
                 )
                 ctx.add(
                     stmt,
-                    "MIG201",
-                    Severity.WARNING,
-                    "optimizer was created inside a function called every epoch; configure_optimizers creates it once, "
-                    "so its state (momentum, Adam moments) now carries across epochs",
+                    "MIG109",
+                    Severity.INFO,
+                    "optimizer re-created in every epoch's call: configure_optimizers creates it once "
+                    "and on_train_epoch_start resets its state, as the original did",
                 )
             return True
         cname = call_name(value) or ""
@@ -685,6 +699,40 @@ class Recogniser:
                 Severity.INFO,
                 f"{name} built once in the LightningModule's __init__",
             )
+            return True
+        return False
+
+    def _gathered_accuracy(self, stmt, name: str, value: cst.BaseExpression, block: Block) -> bool:
+        """`acc = (torch.cat(preds) == torch.cat(labels)).float().mean()`: one weighted-mean metric.
+
+        The per-batch `preds.append(p)` / `labels.append(y)` items become one `self.log(name,
+        (p == y).float().mean(), batch_size=...)`, whose epoch mean is the gathered fraction."""
+        found = gathered_accuracy(value, block.accs)
+        if found is None:
+            return False
+        left, right = found
+        for step in block.steps:
+            items = {id(i.accumulator): i for i in step.items if isinstance(i, LogItem)}
+            if id(left) not in items or id(right) not in items:
+                continue
+            first, second = items[id(left)], items[id(right)]
+            equal = cst.Comparison(
+                left=first.value,
+                comparisons=[cst.ComparisonTarget(operator=cst.Equal(), comparator=second.value)],
+                lpar=[cst.LeftParen()],
+                rpar=[cst.RightParen()],
+            )
+            as_float = cst.Call(func=cst.Attribute(value=equal, attr=cst.Name("float")))
+            acc = Accumulator(name, final="dataset")
+            block.accs[name] = acc
+            merged = LogItem(
+                value=cst.Call(func=cst.Attribute(value=as_float, attr=cst.Name("sum"))),
+                accumulator=acc,
+                batch_len=first.batch_len,
+                unscaled=cst.Call(func=cst.Attribute(value=as_float, attr=cst.Name("mean"))),
+            )
+            step.items = [merged if i is first else i for i in step.items if i is not second]
+            self.ctx.add(stmt, "MIG107", Severity.INFO, f"accuracy over gathered {left.name} and {right.name} logged as {name}")
             return True
         return False
 

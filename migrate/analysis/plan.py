@@ -26,6 +26,9 @@ class Accumulator:
     alias: str | None = None  # the name the caller gave the returned value
     label: str | None = None  # the label it was printed under
     is_count: bool = False  # `total += y.size(0)`: a sample count used as a divisor, not a metric
+    # `100 * correct / total` printed: the constant factor (`100`) the logged mean is scaled by
+    scale: cst.BaseExpression | None = None
+    floored: bool = False  # printed as `correct // total`: the logged mean is the exact ratio
 
 
 @dataclass
@@ -49,6 +52,23 @@ class LogItem:
                 return acc.label
             return acc.alias or acc.name
         return self.label_hint or "loss"
+
+
+@dataclass
+class EpochStatement:
+    """A once-per-epoch statement kept in the epoch-end hook of `stage` ("train" or "val").
+
+    `metrics` maps the names it reads that held an evaluation's result to their accumulators:
+    the hook reads them back from `trainer.callback_metrics`. `state` lists the driver names it
+    updates (a best score, a history list): they live on the LightningModule as `self.<name>`,
+    set up in `__init__` from `initial`, so code after `fit` can read them from the module.
+    """
+
+    statement: cst.BaseStatement
+    stage: str
+    subst: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    metrics: dict[str, Accumulator] = field(default_factory=dict)
+    state: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -132,5 +152,7 @@ class ScriptPlan:
     attributes: dict[str, Attribute]
     accelerator: cst.BaseExpression | None
     epoch_reviews: list[cst.BaseStatement] = field(default_factory=list)
+    epoch_statements: list[EpochStatement] = field(default_factory=list)
+    epoch_metrics: dict[str, Accumulator] = field(default_factory=dict)  # epoch-loop name -> its metric
     removed_functions: set[str] = field(default_factory=set)
     findings: list = field(default_factory=list)

@@ -13,8 +13,31 @@ _PERCENT_SPEC = re.compile(r"%[-#0 +]*\d*(?:\.\d+)?[sdifgeErxXoc%]")
 _LABEL = re.compile(r"([A-Za-z][A-Za-z0-9_@ ]*?)[\s:=\-]*$")
 
 
+_PRINTS = {"print", "tqdm.write", "pbar.write"}
+_LOGGERS = {"logging", "log", "logger", "_log", "_logger", "LOG", "LOGGER"}
+_LOG_LEVELS = {"info", "debug", "warning"}
+
+
 def is_print(expr: cst.CSTNode | None) -> bool:
-    return call_name(expr) in ("print", "tqdm.write", "logging.info", "logger.info", "pbar.write")
+    """`print(...)`, `tqdm.write(...)`, and `logging.info(...)` / `log.info(...)` on the usual logger names."""
+    name = call_name(expr)
+    if name is None:
+        return False
+    if name in _PRINTS:
+        return True
+    base, _, level = name.rpartition(".")
+    return base in _LOGGERS and level in _LOG_LEVELS
+
+
+def _logging_call(expr: cst.Call) -> list[tuple[str, cst.BaseExpression]] | None:
+    """`log.info("loss %.4f acc %.3f", loss, acc)`: logging's own %-formatting of later arguments."""
+    positional = [arg.value for arg in expr.args if arg.keyword is None and not arg.star]
+    if call_name(expr) in _PRINTS or len(positional) < 2:
+        return None
+    template = _string_value(positional[0])
+    if template is None or not _PERCENT_SPEC.search(template):
+        return None
+    return _split(template, _PERCENT_SPEC, positional[1:])
 
 
 def _string_value(node: cst.CSTNode) -> str | None:
@@ -67,6 +90,9 @@ def pieces(expr: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
             values = [arg.value for arg in expr.args if arg.keyword is None and arg.star == ""]
             return _split(template, _FORMAT_FIELD, values)
     if isinstance(expr, cst.Call) and is_print(expr):
+        logged = _logging_call(expr)
+        if logged is not None:
+            return logged
         out: list[tuple[str, cst.BaseExpression]] = []
         text = ""
         for arg in expr.args:

@@ -3,12 +3,15 @@ epoch loop and the roles of its names, and assembles the ScriptPlan."""
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate.analysis import device as dev
 from migrate.analysis import printing
+from migrate.analysis.epoch import EpochStatement, metric_reads, updated_state
 from migrate.analysis.loops import (
     SCHEDULERS,
     Block,
@@ -39,6 +42,7 @@ from migrate.analysis.nodes import (
 from migrate.analysis.plan import (
     Attribute,
     Binding,
+    LogItem,
     OptimizerPlan,
     SchedulerPlan,
     ScriptPlan,
@@ -50,12 +54,24 @@ LIGHTNING_MODULES = ("runtime", "lightning", "lightning.pytorch", "pytorch_light
 
 
 def is_lightning_form(module: cst.Module) -> bool:
-    """Already converted: it subclasses LightningModule (any spelling) and has no hand-written backward loop."""
-    for cls in m.findall(module, m.ClassDef()):
-        for base in cls.bases:
-            if (dotted(base.value) or "").endswith("LightningModule"):
-                return True
-    return False
+    """Already converted: a top-level class subclasses LightningModule (any spelling)."""
+    return any(
+        isinstance(stmt, cst.ClassDef)
+        and any((dotted(base.value) or "").endswith("LightningModule") for base in stmt.bases)
+        for stmt in module.body
+    )
+
+
+def is_lightning_source(source: str) -> bool:
+    """`is_lightning_form` on text, through Python's own parser: many times cheaper than libcst's,
+    which matters because the engine re-converts every output to check idempotence."""
+    if "LightningModule" not in source:
+        return False
+    return any(
+        isinstance(stmt, ast.ClassDef)
+        and any(ast.unparse(base).endswith("LightningModule") for base in stmt.bases)
+        for stmt in ast.parse(source).body
+    )
 
 
 def _is_main_guard(stmt: cst.CSTNode) -> bool:
@@ -182,10 +198,18 @@ def analyse(module: cst.Module, path: str = "<stdin>") -> ScriptPlan | None:
 
     # Model: from the optimizer, else the first argument of the train function call.
     epoch_block = Block(env=Env(), stage="val")
+    steps: list[StepPlan] = []
+
+    def metric_statement(stmt: cst.BaseStatement) -> bool:
+        reads = metric_reads(stmt, epoch_block.accs)
+        if reads:
+            ctx.epoch_statements.append(_metric_statement(ctx, stmt, reads, steps + epoch_block.steps, bindings))
+        return bool(reads)
+
+    epoch_block.unrecognised = metric_statement
     if ctx.model_name is None:
         ctx.model_name = _model_from_calls(loop, functions, bindings)
 
-    steps: list[StepPlan] = []
     for stmt in loop.body.body:
         call, alias = _user_call(stmt, functions)
         if call is not None:
@@ -205,8 +229,7 @@ def analyse(module: cst.Module, path: str = "<stdin>") -> ScriptPlan | None:
         rec.statement(stmt, epoch_block)
     rec._labels(epoch_block)
     steps.extend(epoch_block.steps)
-    if epoch_block.leftovers:
-        pass
+    ctx.epoch_statements.extend(EpochStatement(s, "train") for s in epoch_block.epoch_end)
 
     # After the loop: evaluations become trainer.test.
     after_tests: dict[int, StepPlan] = {}
@@ -321,9 +344,24 @@ def analyse(module: cst.Module, path: str = "<stdin>") -> ScriptPlan | None:
         attributes=ctx.attributes,
         accelerator=dev.accelerator_for(accelerator_test) if device_seen else None,
         epoch_reviews=epoch_block.leftovers,
+        epoch_statements=ctx.epoch_statements,
+        epoch_metrics=dict(epoch_block.accs),
         removed_functions=ctx.used_functions,
         findings=ctx.findings,
     )
+
+
+def _metric_statement(ctx: Context, stmt, reads, steps: list[StepPlan], bindings) -> EpochStatement:
+    """An epoch-level statement reading evaluation results: it runs at the end of the epoch of
+    the stage that logged them (validation when any came from validation)."""
+    logged_in = {
+        id(item.accumulator): step.stage for step in steps for item in step.items if isinstance(item, LogItem)
+    }
+    stage = "val" if any(logged_in.get(id(acc)) == "val" for acc in reads.values()) else "train"
+    state = updated_state(stmt, {name for name, b in bindings.items() if b.index >= 0})
+    ctx.add(stmt, "MIG111", Severity.INFO, f"epoch-level statement moved to the {stage} epoch-end hook, reading "
+            + ", ".join(reads) + " from trainer.callback_metrics")
+    return EpochStatement(stmt, stage, metrics=reads, state=state)
 
 
 def _finding(ctx: Context, step: StepPlan, code: str, message: str):
@@ -381,6 +419,8 @@ def _call_steps(
             step.stage = stage or "val"
         for leftover in block.leftovers:
             step.reviews.append((leftover, "statement outside the batch loop"))
+    stage_of_block = block.steps[0].stage if block.steps else block.stage
+    ctx.epoch_statements.extend(EpochStatement(s, stage_of_block, dict(subst)) for s in block.epoch_end)
     ctx.used_functions.add(fn.name.value)
     returned = []
     for value in block.returns:

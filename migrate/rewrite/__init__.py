@@ -9,11 +9,11 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis.nodes import code, names_stored, names_used, target_names
-from migrate.analysis.plan import ScriptPlan
+from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.datamodule import build_datamodule
 from migrate.rewrite.device import clean_statements
-from migrate.rewrite.module import ModuleBuilder
-from migrate.rewrite.names import Parameters
+from migrate.rewrite.module import ModuleBuilder, metric_logged, metric_name, state_names
+from migrate.rewrite.names import Parameters, substitute
 
 IMPORTS = {
     "runtime": "from runtime import LightningDataModule, LightningModule, Trainer\n",
@@ -21,11 +21,16 @@ IMPORTS = {
 }
 
 
+# File stems that say nothing about the model: their classes get Lightning's usual `Lit` prefix.
+_GENERIC_STEMS = {"Stdin", "Original", "Main", "Train", "Training", "Script", "Run", "Model", "Example"}
+
+
 def _prefix(plan: ScriptPlan) -> str:
+    """The model class's name, else one from the file name (`mnist_cnn.py` -> MnistCnn), else `Lit`."""
     if plan.model_class:
         return plan.model_class
     stem = re.sub(r"[^A-Za-z0-9]+", " ", plan.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).title().replace(" ", "")
-    return stem if stem and stem[0].isalpha() and stem != "Stdin" else "Lit"
+    return stem if stem and stem[0].isalpha() and stem not in _GENERIC_STEMS else "Lit"
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -100,7 +105,8 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cs
 
     # The driver: the loop becomes the fit block; moved definitions go.
     removable: dict[int, set[str]] = {}
-    moved_names = set(plan.attributes) | moved_loaders | device_names
+    state = state_names(plan)
+    moved_names = set(plan.attributes) | moved_loaders | device_names | set(state) | _availability_flags(plan)
     if plan.optimizer is not None:
         moved_names.add(plan.optimizer.name)
     if plan.scheduler is not None:
@@ -111,13 +117,24 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cs
             removable.setdefault(binding.index, set()).update(names_stored(binding.statement))
 
     body: list[tuple[int, cst.BaseStatement]] = []
+    after_loop = False
+    on_module = {name: cst.parse_expression(f"{lit}.{name}") for name in state}
     for index, stmt in enumerate(plan.driver_body):
+        later = plan.driver_body[index + 1 :]
         if stmt is plan.epoch_loop:
+            after_loop = True
             body.extend((-2, s) for s in fit_block)
+            body.extend((-2, s) for s in _read_back(plan, later, f"{tr}.callback_metrics", ".item()"))
         elif index in plan.after_loop_tests:
-            test_stmt = cst.parse_statement(f"{tr}.test({lit}, datamodule={dm})\n")
+            step = plan.after_loop_tests[index]
+            reads = _read_back(plan, later, "test_metrics", "", step)
+            call = f"{tr}.test({lit}, datamodule={dm})"
+            test_stmt = cst.parse_statement(f"test_metrics = {call}[0]\n" if reads else f"{call}\n")
             body.append((-2, test_stmt.with_changes(leading_lines=stmt.leading_lines)))
+            body.extend((-2, s) for s in reads)
         else:
+            if after_loop and on_module:
+                stmt = substitute(stmt, on_module)
             for cleaned in clean_statements([stmt], device_names):
                 body.append((index, cleaned))
     # Drop the moved definitions unless the remaining code still reads them.
@@ -134,6 +151,32 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cs
     blank = [cst.EmptyLine(), cst.EmptyLine()]
     generated = [cst.parse_statement(src).with_changes(leading_lines=blank) for src in (module_src, data_src)]
     return _assemble(module, plan, new_driver, generated, IMPORTS.get(target, IMPORTS["runtime"]))
+
+
+def _read_back(plan: ScriptPlan, later: list, source: str, suffix: str, step: StepPlan | None = None) -> list:
+    """`name = <source>["metric"]<suffix>` for each evaluation result the code after training reads:
+    the metrics of the last epoch (from `trainer.callback_metrics`), or of `trainer.test`."""
+    if step is None:
+        metrics = {name: acc for name, acc in plan.epoch_metrics.items() if metric_logged(plan, acc)}
+    else:
+        metrics = {
+            item.accumulator.alias: item.accumulator
+            for item in step.items
+            if isinstance(item, LogItem) and item.accumulator is not None and item.accumulator.alias
+        }
+    used = set(names_used(later)) if later else set()
+    return [
+        cst.parse_statement(f"{name} = {source}[{metric_name(plan, acc)!r}]{suffix}\n")
+        for name, acc in metrics.items()
+        if name in used
+    ]
+
+
+def _availability_flags(plan: ScriptPlan) -> set[str]:
+    """`use_cuda = torch.cuda.is_available()`: dropped with the device calls it guarded, when unread."""
+    from migrate.analysis import device as dev
+
+    return {name for name, binding in plan.bindings.items() if dev.is_availability(binding.value)}
 
 
 def _device_names(plan: ScriptPlan):
@@ -164,6 +207,8 @@ def _header_names(stmt: cst.CSTNode) -> set[str]:
     elif isinstance(stmt, cst.ClassDef):
         nodes += list(stmt.decorators) + [b.value for b in stmt.bases]
         nodes += [s for s in stmt.body.body if not isinstance(s, cst.FunctionDef)]
+        methods = [s for s in stmt.body.body if isinstance(s, cst.FunctionDef)]
+        return set(names_used(nodes)).union(*(_header_names(method) for method in methods))
     return set(names_used(nodes)) if nodes else set()
 
 

@@ -9,7 +9,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis.nodes import code, free_names, names_stored, names_used
-from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
+from migrate.analysis.plan import Accumulator, EpochStatement, LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.device import clean_statements
 from migrate.rewrite.names import _BUILTINS, ModuleNames, substitute
 
@@ -51,8 +51,11 @@ def log_call(item: LogItem, stage: str) -> str:
         batch_len = item.batch_len
         if item.unscaled is not None:
             text = code(item.unscaled)
+            if acc.scale is not None:
+                text = f"{_atomic(acc.scale)} * {_atomic(item.unscaled)}"
         else:
-            text = f"{_atomic(value)} / {code(batch_len)}"
+            scale = f"{_atomic(acc.scale)} * " if acc.scale is not None else ""
+            text = f"{scale}{_atomic(value)} / {code(batch_len)}"
         extra.append(f"batch_size={code(batch_len)}")
     elif acc.final == "batches" or acc.kind == "list":
         text = code(value)
@@ -81,6 +84,8 @@ class ModuleBuilder:
                 "self.current_epoch" if start is None else f"(self.current_epoch + {code(start)})")
         for name in device_names:
             fixed[name] = cst.parse_expression("self.device")
+        for name in state_names(plan):
+            fixed[name] = cst.parse_expression(f"self.{name}")
         if plan.optimizer is not None:
             fixed[plan.optimizer.name] = cst.parse_expression("self.optimizers()")
         if plan.scheduler is not None:
@@ -91,11 +96,9 @@ class ModuleBuilder:
     # --- moved code -------------------------------------------------------------------------------
     def _move(self, stmts: list[cst.BaseStatement], subst: dict, local: set[str]) -> list[cst.BaseStatement]:
         local_subst = {k: v for k, v in subst.items() if k not in local}
-        moved = [substitute(s, local_subst) for s in stmts]
-        free = free_names(moved)
-        mapping = self.names.mapping(free, local)
-        moved = [substitute(s, mapping, self.names.attribute) for s in moved]
-        return clean_statements(moved, self.device_names | {"self.device"})
+        moved = clean_statements([substitute(s, local_subst) for s in stmts], self.device_names)
+        mapping = self.names.mapping(free_names(moved), local)
+        return [substitute(s, mapping, self.names.attribute) for s in moved]
 
     def move_expr(self, expr: cst.BaseExpression, subst: dict, extra: dict | None = None) -> cst.BaseExpression:
         expr = substitute(expr, subst)
@@ -156,23 +159,40 @@ class ModuleBuilder:
         head = f"def {_HOOK[step.stage]}(self, {batch_param}, {index_param}):\n"
         return head + indent("".join(lines) or "pass\n", 1)
 
-    def epoch_end(self, stage: str, stmts: list[cst.BaseStatement], subst: dict) -> str:
+    def reviewed(self, stmts: list[cst.BaseStatement], subst: dict) -> str:
+        """Statements kept for review, each under a marker (commented out when it reads loop names)."""
         parts = []
         plan = self.plan
         for original in stmts:
             stmt = substitute(original, subst)
             unresolved = [n for n in free_names([stmt]) if n not in plan.module_names and n not in _BUILTINS
                           and n not in plan.bindings and n not in self.names.fixed and n != plan.args_name]
-            if not unresolved:
-                stmt = self._move([original], subst, set())
-                stmt = stmt[0] if stmt else original
             if unresolved:
-                # It reads names that only existed in the original's loop: kept, commented out.
                 commented = "".join(f"# {line}\n" for line in code(stmt).strip("\n").splitlines())
                 parts.append(f"{REVIEW} (reads {', '.join(unresolved)})\n{commented}")
             else:
-                parts.append(f"{REVIEW}\n{code(stmt)}")
-        body = "".join(parts) + "pass\n"
+                moved = self._move([original], subst, set())
+                parts.append(f"{REVIEW}\n{code(moved[0] if moved else original)}")
+        return "".join(parts)
+
+    def epoch_statements(self, statements: list[EpochStatement]) -> str:
+        """Once-per-epoch code; evaluation results it reads come back from `callback_metrics`."""
+        reads: dict[str, str] = {}
+        body = []
+        for item in statements:
+            for name, acc in item.metrics.items():
+                reads.setdefault(name, f"{name} = self.trainer.callback_metrics[{metric_name(self.plan, acc)!r}].item()\n")
+            on_module = {name: self.names.fixed[name] for name in item.state if name in self.names.fixed}
+            statement = substitute(item.statement, on_module)
+            for stmt in self._move([statement], item.subst, set(item.metrics)):
+                body.append(code(stmt.with_changes(leading_lines=[])))
+        guard = "if self.trainer.sanity_checking:\n    return\n" if reads and statements[0].stage == "val" else ""
+        return guard + "".join(reads.values()) + "".join(body)
+
+    def epoch_end(self, stage: str, body: str) -> str:
+        """The hook; `pass` closes a body that holds only commented-out review code."""
+        if all(not line.strip() or line.lstrip().startswith("#") for line in body.splitlines()):
+            body += "pass\n"
         return f"def {_EPOCH_END[stage]}(self):\n" + indent(body, 1)
 
     def configure_optimizers(self) -> str:
@@ -217,20 +237,25 @@ class ModuleBuilder:
         for attr in plan.attributes.values():
             if attr.expr is not None:
                 attributes_code.append(f"self.{attr.name} = {code(self.move_expr(attr.expr, attr.subst))}\n")
-        hooks = []
-        by_stage: dict[str, list] = {}
+        for name in state_names(plan):
+            initial = plan.bindings[name].value
+            attributes_code.append(f"self.{name} = {code(self.move_expr(initial, {}))}\n")
+        bodies: dict[str, str] = {}
+        stages = [s.stage for s in steps]
+        for stage in ("train", "val", "test"):
+            kept = [e for e in plan.epoch_statements if e.stage == stage]
+            if kept and (stage in stages or stage == "train"):
+                bodies[stage] = self.epoch_statements(kept)
         for s in steps:
+            pending = []
             for node, _ in s.reviews:
-                if node not in s.items:
-                    by_stage.setdefault(s.stage, []).append((node, s.subst))
-        for stage, pairs in by_stage.items():
-            seen = []
-            for node, subst in pairs:
-                if node not in [n for n, _ in seen]:
-                    seen.append((node, subst))
-            hooks.append(self.epoch_end(stage, [n for n, _ in seen], seen[0][1]))
+                if node not in s.items and node not in pending:
+                    pending.append(node)
+            if pending:
+                bodies[s.stage] = bodies.get(s.stage, "") + self.reviewed(pending, s.subst)
         if epoch_reviews:
-            hooks.append(self.epoch_end("train", epoch_reviews, {}))
+            bodies["train"] = bodies.get("train", "") + self.reviewed(epoch_reviews, {})
+        hooks = [self.epoch_end(stage, body) for stage, body in bodies.items()]
         if plan.optimizer is not None and plan.optimizer.per_call:
             hooks.append(
                 "def on_train_epoch_start(self):\n"
@@ -245,6 +270,35 @@ class ModuleBuilder:
         methods.append(configure)
         body = "\n".join(methods)
         return f"class {self.prefix}Module(LightningModule):\n" + indent(body, 1)
+
+
+def _log_item(plan: ScriptPlan, acc: Accumulator) -> LogItem | None:
+    for step in [*plan.steps, *plan.after_loop_tests.values()]:
+        for item in step.items:
+            if isinstance(item, LogItem) and item.accumulator is acc:
+                return item
+    return None
+
+
+def metric_logged(plan: ScriptPlan, acc: Accumulator) -> bool:
+    return _log_item(plan, acc) is not None
+
+
+def metric_name(plan: ScriptPlan, acc: Accumulator) -> str:
+    """The name an accumulator is logged under."""
+    item = _log_item(plan, acc)
+    return item.final_name() if item is not None else acc.alias or acc.name
+
+
+def state_names(plan: ScriptPlan) -> list[str]:
+    """Driver names updated once per epoch: they live on the LightningModule."""
+    names = []
+    for item in plan.epoch_statements:
+        for name in item.state:
+            binding = plan.bindings.get(name)
+            if binding is not None and binding.value is not None and name not in names:
+                names.append(name)
+    return names
 
 
 def _target_names(target) -> list[str]:
