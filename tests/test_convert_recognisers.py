@@ -190,3 +190,40 @@ def test_logger_calls_are_prints_with_percent_arguments():
     labels = [printing.label(text) for text, _ in printing.pieces(call)]
     assert labels == ["epoch", "val_loss", "val_acc"]
     assert not printing.is_print(expr("results.info()"))
+
+
+def _ratio_block():
+    from migrate.analysis.loops import Block, Env
+
+    block = Block(env=Env(), stage="val")
+    block.accs["correct"] = Accumulator("correct")
+    block.accs["total"] = Accumulator("total", is_count=True)
+    return block
+
+
+@pytest.mark.parametrize(
+    "text, scale, floored",
+    [
+        ("correct / total", None, False),
+        ("100 * correct / total", "100", False),
+        ("100. * correct / total", "100.", False),
+        ("correct * 100 / total", "100", False),
+        ("100 * (correct / total)", "100", False),
+        ("100 * correct // total", "100", True),
+        ("correct // total", None, True),
+    ],
+)
+def test_printed_ratio_of_an_accumulator(text, scale, floored):
+    from migrate.analysis.loops import _printed_ratio
+
+    acc, divisor, found_scale, found_floored = _printed_ratio(cst.parse_expression(text), _ratio_block())
+    assert acc.name == "correct" and code(divisor) == "total"
+    assert (code(found_scale) if found_scale is not None else None) == scale
+    assert found_floored is floored
+
+
+@pytest.mark.parametrize("text", ["k * correct / total", "total / correct", "correct + 1 / total", "loss / total"])
+def test_not_printed_ratio(text):
+    from migrate.analysis.loops import _printed_ratio
+
+    assert _printed_ratio(cst.parse_expression(text), _ratio_block()) is None

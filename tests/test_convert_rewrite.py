@@ -69,7 +69,11 @@ def test_mnist_argparse_drives_trainer_and_module():
     assert "limit_train_batches=1 if args.dry_run else None" in out
     assert '"interval": "epoch"' in out
     assert 'torch.save(model.state_dict(), "mnist_cnn.pt")' in out
-    assert "self.log('correct', pred.eq(target.view_as(pred)).sum(), reduce_fx=\"sum\")" in out
+    # printed as `100. * correct / len(test_loader.dataset)`: logged as that accuracy, a weighted mean
+    assert (
+        "self.log('accuracy', 100. * pred.eq(target.view_as(pred)).sum() / len(data), batch_size=len(data))"
+        in out
+    )
 
 
 def test_helpers_optimizer_reset_each_epoch():
@@ -141,3 +145,34 @@ def test_results_read_after_training_come_from_trainer_test():
     out = convert_code(source, "t.py").output
     assert 'test_metrics = trainer.test(lit_model, datamodule=datamodule)[0]' in out
     assert "final_loss = test_metrics['final_loss']" in out
+
+
+def _fixture(case: str):
+    return convert_code((FIXTURES / case / "original.py").read_text(), "original.py")
+
+
+def test_scaled_ratio_over_a_sample_count_is_logged_as_the_printed_accuracy():
+    # `100 * correct / total` with `total += len(labels)`: a weighted mean under the printed name
+    result = _fixture("fashion_mnist_cnn_scheduler")
+    out = result.output
+    assert "self.log('val_accuracy', 100 * (predictions == labels).sum() / len(images), batch_size=len(images))" in out
+    assert "'correct'" not in out
+    assert not [f for f in result.findings if f.severity is Severity.WARNING]
+
+
+def test_floored_ratio_is_logged_exactly_with_a_warning():
+    # `100 * correct // total`: the mean cannot floor, so the exact ratio is logged, and MIG201 says so
+    result = _fixture("inline_loops_in_main")
+    assert "100 * (predicted == labels).sum() / len(data[0])" in result.output
+    assert "//" not in result.output.split("def validation_step")[1].split("def ")[0]
+    floored = [f for f in result.findings if f.code == "MIG201"]
+    assert len(floored) == 1 and floored[0].severity is Severity.WARNING
+    assert floored[0].message.startswith("'test_images': printed value was floored")
+
+
+def test_ratio_over_an_outside_name_is_a_sample_mean_with_a_warning():
+    # `correct / n_val`, n_val bound outside the loop: taken for the sample count, flagged MIG202
+    result = _fixture("inline_loops_module_level")
+    assert "self.log('val_acc', (logits.argmax(dim=1) == y).sum() / len(val_batch[0]), batch_size=len(val_batch[0]))" in result.output
+    assumed = [f for f in result.findings if f.code == "MIG202"]
+    assert len(assumed) == 1 and assumed[0].severity is Severity.WARNING and "n_val" in assumed[0].message

@@ -745,13 +745,86 @@ class Recogniser:
                 target = None
                 if name in block.accs:
                     target = block.accs[name]
-                elif (
-                    isinstance(value, cst.BinaryOperation)
-                    and isinstance(value.operator, cst.Divide)
-                    and dotted(value.left) in block.accs
-                ):
-                    target = block.accs[dotted(value.left)]
+                elif (ratio := _printed_ratio(value, block)) is not None:
+                    target, divisor, scale, floored = ratio
                     if target.final is None:
-                        target.final = _divisor_kind(value.right, block)
+                        target.final = self._ratio_divisor(expr, target, divisor, block)
+                        if target.final is not None and target.kind == "sum":
+                            target.scale, target.floored = scale, floored
+                    if target.floored and target.final is not None:
+                        shown = printing.label(text) or target.name
+                        self.ctx.add(
+                            expr,
+                            "MIG201",
+                            Severity.WARNING,
+                            f"{shown!r}: printed value was floored (//); logged value is the exact mean",
+                        )
                 if target is not None and target.label is None:
                     target.label = printing.label(text)
+
+    def _ratio_divisor(self, expr, acc: Accumulator, divisor, block: Block) -> str | None:
+        """What a printed ratio divides by: `_divisor_kind`, or a name bound outside the loop
+        (`correct / n_val`), taken for the number of samples evaluated, with a warning."""
+        kind = _divisor_kind(divisor, block)
+        if kind is not None:
+            return kind
+        if (
+            acc.kind == "sum"
+            and isinstance(divisor, cst.Name)
+            and divisor.value not in block.accs
+            and not _looks_like_loader(divisor)
+            and not any(word in divisor.value.lower() for word in ("batch", "step", "iter"))
+        ):
+            self.ctx.add(
+                expr,
+                "MIG202",
+                Severity.WARNING,
+                f"{acc.name} / {divisor.value} logged as a mean over the samples evaluated: "
+                f"check that {divisor.value} is their number",
+            )
+            return "dataset"
+        return None
+
+
+def _is_constant(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, (cst.Integer, cst.Float))
+
+
+def _printed_ratio(value: cst.BaseExpression, block: Block):
+    """`acc / n`, `acc // n`, `K * acc / n`, `K * acc // n`, `acc * K / n`, `K * (acc / n)`:
+    (accumulator, divisor, K or None, floored), for a constant K; None for anything else."""
+    scale = None
+    if (
+        isinstance(value, cst.BinaryOperation)
+        and isinstance(value.operator, cst.Multiply)
+        and not value.lpar
+    ):
+        if _is_constant(value.left) and isinstance(value.right, cst.BinaryOperation):
+            scale, value = value.left, value.right
+        elif _is_constant(value.right) and isinstance(value.left, cst.BinaryOperation):
+            scale, value = value.right, value.left
+        else:
+            return None
+        if not isinstance(value.operator, cst.Divide):
+            return None
+    if not (
+        isinstance(value, cst.BinaryOperation)
+        and isinstance(value.operator, (cst.Divide, cst.FloorDivide))
+    ):
+        return None
+    floored = isinstance(value.operator, cst.FloorDivide)
+    left = value.left
+    if (
+        isinstance(left, cst.BinaryOperation)
+        and isinstance(left.operator, cst.Multiply)
+        and not left.lpar
+        and scale is None
+    ):
+        if _is_constant(left.left):
+            scale, left = left.left, left.right
+        elif _is_constant(left.right):
+            scale, left = left.right, left.left
+    acc = block.accs.get(dotted(left) or "")
+    if acc is None or acc.is_count:
+        return None
+    return acc, value.right, scale, floored
