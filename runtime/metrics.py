@@ -147,15 +147,21 @@ class ResultCollection:
                 out[metric.name + "_step" if metric.on_epoch else metric.name] = (metric, metric.last)
         return out
 
-    def reduce_epoch(self) -> dict[str, tuple[LoggedMetric, torch.Tensor]]:
-        """Epoch values (`_epoch` suffix when also per step), then clear the accumulators."""
+    def epoch_values(self) -> dict[str, tuple[LoggedMetric, torch.Tensor]]:
+        """Epoch values so far (`_epoch` suffix when also per step), leaving the accumulators as they are."""
         out = {}
         for metric in self.metrics.values():
             if metric.on_epoch and metric.values:
                 key = metric.name + "_epoch" if metric.on_step else metric.name
                 out[key] = (metric, metric.epoch_value())
-                metric.values = []
-                metric.weights = []
+        return out
+
+    def reduce_epoch(self) -> dict[str, tuple[LoggedMetric, torch.Tensor]]:
+        """Epoch values, then clear the accumulators for the next epoch."""
+        out = self.epoch_values()
+        for metric, _ in out.values():
+            metric.values = []
+            metric.weights = []
         return out
 
     def reset(self) -> None:

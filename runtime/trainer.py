@@ -199,6 +199,7 @@ class Trainer:
         self._progress_bar_metrics: dict[str, Any] = {}
         self._val_schedule_count = 0
         self._legacy_training_epoch_end = False
+        self._legacy_eval_hooks: dict[str, Any] = {}
         self._transfer_batch = self._transfer_general
         self.ckpt_path: str | None = None
 
@@ -310,7 +311,7 @@ class Trainer:
                 if metric.on_epoch:
                     continue
                 metrics[metric.name] = value
-            for key, (metric, value) in _peek_epoch_values(self._results).items():
+            for key, (metric, value) in self._results.epoch_values().items():
                 metrics[key] = value
                 metrics[metric.name] = value
         return metrics
@@ -432,6 +433,11 @@ class Trainer:
         self.callbacks = _merge_model_callbacks(self.callbacks, model.configure_callbacks())
         self._hooks = HookDispatcher(self, model, self.callbacks)
         self._legacy_training_epoch_end = _legacy_hook(model, "training_epoch_end", "on_train_epoch_end")
+        self._legacy_eval_hooks = {
+            prefix: getattr(model, f"{prefix}_epoch_end")
+            for prefix in ("validation", "test")
+            if _legacy_hook(model, f"{prefix}_epoch_end", f"on_{prefix}_epoch_end")
+        }
         self._hooks.call("configure_model")
         self.strategy.model_to_device(model)
         self.precision_plugin.convert_module(model)
@@ -746,11 +752,8 @@ class Trainer:
         return self._hooks.call(name, *args)
 
     def _legacy_eval_epoch_end(self, prefix: str) -> Any:
-        legacy_name = f"{prefix}_epoch_end"
-        module = self.lightning_module
-        if _legacy_hook(module, legacy_name, f"on_{prefix}_epoch_end"):
-            return getattr(module, legacy_name)
-        return None
+        """The 1.x `{validation,test}_epoch_end(outputs)`, found (and warned about) once per run."""
+        return self._legacy_eval_hooks.get(prefix)
 
     # --- metrics ---------------------------------------------------------------------------------------------------
     def _log_train_step_metrics(self, step: int) -> None:
@@ -835,14 +838,6 @@ class Trainer:
 
 def _identity_transfer(batch: Any, dataloader_idx: int) -> Any:
     return batch
-
-
-def _peek_epoch_values(results: ResultCollection) -> dict[str, tuple[LoggedMetric, torch.Tensor]]:
-    out = {}
-    for metric in results.metrics.values():
-        if metric.on_epoch and metric.values:
-            out[metric.name + "_epoch" if metric.on_step else metric.name] = (metric, metric.epoch_value())
-    return out
 
 
 def _dataloader_index(key: str) -> int | None:
