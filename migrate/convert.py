@@ -18,11 +18,11 @@ def convert_code(source: str, path: str = "<stdin>", target: str = "runtime") ->
     if converted_already:
         return ConversionResult(path=path, status=Status.UNCHANGED, output=source)
     module = cst.parse_module(source)
-    plan = analyse(module, path)
+    plan = analyse(module, path, source)
     if plan is None:
         return ConversionResult(path=path, status=Status.NO_TRAINING_LOOP, output=None)
     converted = rewrite(module, plan, target)
     # A helper called twice (validation and test) is analysed twice: report each finding once.
     unique = {(f.line, f.col, f.code, f.message): f for f in plan.findings}
     findings = sorted(unique.values(), key=lambda f: (f.line, f.col, f.code, f.message))
-    return ConversionResult(path=path, status=Status.CONVERTED, output=converted.code, findings=findings)
+    return ConversionResult(path=path, status=Status.CONVERTED, output=converted, findings=findings)

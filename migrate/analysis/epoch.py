@@ -8,7 +8,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from migrate.analysis.nodes import call_name, expr_statement, method_call, names_stored, names_used, strip_item
+from migrate.analysis.nodes import call_name, expr_statement, find, method_call, names_stored, names_used, strip_item
 from migrate.analysis.plan import Accumulator, EpochStatement
 
 __all__ = ["EpochStatement", "gathered_accuracy", "is_housekeeping", "metric_reads", "updated_state"]
@@ -33,7 +33,7 @@ def updated_state(stmt: cst.CSTNode, driver_names: set[str]) -> list[str]:
     """Driver names (bound before the epoch loop) that `stmt` assigns or mutates in place."""
     stored = names_stored(stmt)
     mutated = set()
-    for call in m.findall(stmt, m.Call(func=m.Attribute(value=m.Name()))):
+    for call in find(stmt, cst.Call, m.Call(func=m.Attribute(value=m.Name()))):
         if call.func.attr.value in ("append", "extend", "update", "add", "insert"):
             mutated.add(call.func.value.value)
     return sorted((stored | mutated) & driver_names)

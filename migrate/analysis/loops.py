@@ -13,6 +13,7 @@ from migrate.analysis import device as dev
 from migrate.analysis import printing
 from migrate.analysis.epoch import EpochStatement, gathered_accuracy, is_housekeeping
 from migrate.analysis.nodes import (
+    find,
     call_name,
     dotted,
     expr_statement,
@@ -28,6 +29,7 @@ from migrate.analysis.nodes import (
     target_names,
 )
 from migrate.analysis.plan import Accumulator, Attribute, LogItem, OptimizerPlan, Span, StepPlan
+from migrate.analysis.positions import Positions
 from migrate.findings import Finding, Severity
 
 _TQDM = {"tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "auto.tqdm", "notebook.tqdm"}
@@ -56,7 +58,7 @@ class Context:
     """What the recognisers share: where nodes are, the script's roles, and the findings."""
 
     path: str
-    positions: dict
+    positions: Positions
     functions: dict[str, cst.FunctionDef]
     optimizer_names: set[str] = field(default_factory=set)
     scheduler_names: set[str] = field(default_factory=set)
@@ -71,10 +73,7 @@ class Context:
     epoch_statements: list[EpochStatement] = field(default_factory=list)
 
     def span(self, node: cst.CSTNode) -> Span:
-        pos = self.positions.get(node)
-        if pos is None:
-            return Span(0, 0, 0)
-        return Span(pos.start.line, pos.start.column + 1, pos.end.line)
+        return self.positions.span(node)
 
     def add(self, node: cst.CSTNode, code: str, severity: Severity, message: str) -> None:
         span = self.span(node)
@@ -164,11 +163,11 @@ def no_grad_with(stmt: cst.CSTNode) -> bool:
 
 
 def function_training(fn: cst.FunctionDef) -> bool:
-    return any(isinstance(n, cst.For) for n in m.findall(fn, m.For())) and has_backward(fn)
+    return bool(find(fn, cst.For)) and has_backward(fn)
 
 
 def function_evaluates(fn: cst.FunctionDef) -> bool:
-    return bool(m.findall(fn, m.For())) and not has_backward(fn)
+    return bool(find(fn, cst.For)) and not has_backward(fn)
 
 
 def bind_call(fn: cst.FunctionDef, call: cst.Call) -> dict[str, cst.BaseExpression] | None:

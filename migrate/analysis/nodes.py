@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Iterator, Sequence, TypeVar
+
 import libcst as cst
 import libcst.matchers as m
 
 _EMPTY = cst.Module(body=[])
+N = TypeVar("N", bound=cst.CSTNode)
 
 
 def code(node: cst.CSTNode) -> str:
@@ -97,97 +101,160 @@ def pairwise_assign(stmt: cst.CSTNode) -> list[tuple[str, cst.BaseExpression]] |
     return None
 
 
-class _Names(cst.CSTVisitor):
+# Fields that only hold whitespace, punctuation or comments: a read-only walk skips them.
+_LAYOUT_FIELDS = frozenset({
+    "lpar", "rpar", "comma", "semicolon", "colon", "dot", "equal", "star", "newline", "header",
+    "footer", "leading_lines", "lines_after_decorators", "trailing_whitespace", "lbracket",
+    "rbracket", "lbrace", "rbrace", "operator", "asynchronous", "whitespace_after_star",
+    "whitespace_after_param", "whitespace_after_arg", "whitespace_before", "whitespace_after",
+})
+# Dataclass field order is source order except for these.
+_ORDER_OVERRIDES = {
+    cst.IfExp: ("body", "test", "orelse"),
+    cst.FunctionDef: ("decorators", "name", "type_parameters", "params", "returns", "body"),
+    cst.ClassDef: ("decorators", "name", "type_parameters", "bases", "keywords", "body"),
+    cst.ExceptHandler: ("type", "name", "body"),
+    cst.ExceptStarHandler: ("type", "name", "body"),
+    cst.MatchCase: ("pattern", "guard", "body"),
+}
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_SEQUENCES = (list, tuple)
+_SCALARS = (str, cst.MaybeSentinel, bool, int)
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    names = _ORDER_OVERRIDES.get(cls) or tuple(
+        f.name for f in fields(cls) if f.name not in _LAYOUT_FIELDS and not f.name.startswith("whitespace")
+    )
+    _CHILD_FIELDS[cls] = names
+    return names
+
+
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Child nodes in source order, without layout nodes.
+
+    libcst's own visitors rebuild every node they pass; this walk only reads, which is
+    what makes analysing a script cost about as much as parsing it. Node classes are ABCs,
+    whose isinstance checks are slow, so values are sorted by their exact type instead.
+    """
+    cls = type(node)
+    for name in _CHILD_FIELDS.get(cls) or _child_fields(cls):
+        value = getattr(node, name)
+        kind = type(value)
+        if kind in _SEQUENCES:
+            yield from value
+        elif kind not in _SCALARS and value is not None:
+            yield value
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The node and all its descendants, depth first, in source order."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(list(children(current))))
+
+
+def find(nodes: cst.CSTNode | Sequence[cst.CSTNode], kind: type[N], matcher=None) -> list[N]:
+    """Descendants of type `kind` (that also match `matcher`), in source order."""
+    found = []
+    for root in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
+        for node in walk(root):
+            if isinstance(node, kind) and (matcher is None or m.matches(node, matcher)):
+                found.append(node)
+    return found
+
+
+class _Names:
+    """Names a piece of code loads and binds, as a data-flow reading of it needs them."""
+
     def __init__(self) -> None:
         self.loaded: list[str] = []
         self.stored: set[str] = set()
 
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
-        return False
+    def visit(self, node: cst.CSTNode) -> None:
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            descend = self._enter(current)
+            if descend is True:
+                stack.extend(reversed(list(children(current))))
+            elif descend:
+                stack.extend(reversed(descend))
 
-    def visit_Name(self, node: cst.Name) -> None:
-        self.loaded.append(node.value)
+    def _enter(self, node: cst.CSTNode) -> bool | list[cst.CSTNode]:
+        """True: walk all children; a list: walk just those; False: walk none.
 
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
-        return False
-
-    def visit_Param(self, node: cst.Param) -> bool:
-        self.stored.add(node.name.value)
-        if node.default is not None:
-            node.default.visit(self)
-        return False
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> bool:
-        self.stored.update(target_names(node.target))
-        _visit_target_subexpressions(node.target, self)
-        return False
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self.stored.update(target_names(node.target))
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
-        self.stored.update(target_names(node.target))
-        if node.value is not None:
-            node.value.visit(self)
-        return False
-
-    def visit_For(self, node: cst.For) -> None:
-        self.stored.update(target_names(node.target))
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self.stored.update(target_names(node.target))
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            self.stored.update(target_names(node.asname.name))
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self.stored.add(node.name.value)
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.stored.add(node.name.value)
-        return False
-
-    def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
-        name = node.asname.name if node.asname else node.name
-        self.stored.add(code(name).split(".")[0])
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+        Exact-type tests: libcst node classes are concrete, and ABC isinstance is slow.
+        """
+        kind = type(node)
+        if kind is cst.Name:
+            self.loaded.append(node.value)
+            return False
+        if kind is cst.Attribute or kind is cst.Arg:
+            return [node.value]
+        if kind not in _BINDING_KINDS:
+            return True
+        if kind is cst.Param:
+            self.stored.add(node.name.value)
+            return [node.default] if node.default is not None else False
+        if kind is cst.AssignTarget:
+            self.stored.update(target_names(node.target))
+            return _target_subexpressions(node.target)
+        if kind is cst.AnnAssign:
+            self.stored.update(target_names(node.target))
+            return [node.value] if node.value is not None else False
+        if kind is cst.AugAssign or kind is cst.For or kind is cst.CompFor:
+            self.stored.update(target_names(node.target))
+        elif kind is cst.WithItem:
+            if node.asname is not None:
+                self.stored.update(target_names(node.asname.name))
+        elif kind is cst.FunctionDef or kind is cst.ClassDef:
+            self.stored.add(node.name.value)
+            return False
+        elif kind is cst.ImportAlias:
+            name = node.asname.name if node.asname else node.name
+            self.stored.add(code(name).split(".")[0])
+            return False
+        elif kind is cst.Lambda:
+            return False
+        return True
 
 
-def _visit_target_subexpressions(target: cst.CSTNode, visitor: _Names) -> None:
+_BINDING_KINDS = frozenset({
+    cst.Param, cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.WithItem,
+    cst.FunctionDef, cst.ClassDef, cst.ImportAlias, cst.Lambda,
+})
+
+
+def _target_subexpressions(target: cst.CSTNode) -> list[cst.CSTNode]:
     if isinstance(target, (cst.Attribute, cst.Subscript)):
-        target.visit(visitor)
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            _visit_target_subexpressions(el.value, visitor)
+        return [target]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [sub for el in target.elements for sub in _target_subexpressions(el.value)]
+    return []
+
+
+def _names(nodes) -> _Names:
+    visitor = _Names()
+    for node in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
+        visitor.visit(node)
+    return visitor
 
 
 def names_used(nodes) -> list[str]:
     """Names loaded (excluding attribute names), in order, in the given node(s)."""
-    visitor = _Names()
-    for node in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
-        node.visit(visitor)
-    return visitor.loaded
+    return _names(nodes).loaded
 
 
 def names_stored(nodes) -> set[str]:
-    visitor = _Names()
-    for node in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
-        node.visit(visitor)
-    return visitor.stored
+    return _names(nodes).stored
 
 
 def free_names(nodes) -> list[str]:
     """Loaded names that the nodes do not bind themselves, first use first."""
-    visitor = _Names()
-    for node in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
-        node.visit(visitor)
+    visitor = _names(nodes)
     seen: list[str] = []
     for name in visitor.loaded:
         if name not in visitor.stored and name not in seen:
@@ -196,14 +263,14 @@ def free_names(nodes) -> list[str]:
 
 
 def contains(node: cst.CSTNode, matcher) -> bool:
-    return bool(m.findall(node, matcher))
-
-
-BACKWARD = m.Call(func=m.Attribute(attr=m.Name("backward")))
+    return any(m.matches(n, matcher) for n in walk(node))
 
 
 def has_backward(node: cst.CSTNode) -> bool:
-    return contains(node, BACKWARD)
+    return any(
+        isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "backward"
+        for n in walk(node)
+    )
 
 
 def is_int(node: cst.CSTNode | None, value: int | None = None) -> bool:

@@ -7,7 +7,6 @@ import ast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate.analysis import device as dev
 from migrate.analysis import printing
@@ -28,6 +27,7 @@ from migrate.analysis.loops import (
     no_grad_with,
 )
 from migrate.analysis.nodes import (
+    find,
     assign_parts,
     call_name,
     dotted,
@@ -48,6 +48,7 @@ from migrate.analysis.plan import (
     ScriptPlan,
     StepPlan,
 )
+from migrate.analysis.positions import Positions
 from migrate.findings import Severity
 
 LIGHTNING_MODULES = ("runtime", "lightning", "lightning.pytorch", "pytorch_lightning")
@@ -86,7 +87,7 @@ def _is_main_guard(stmt: cst.CSTNode) -> bool:
 def _trains(loop: cst.For, functions: dict[str, cst.FunctionDef]) -> bool:
     if has_backward(loop):
         return True
-    for call in m.findall(loop.body, m.Call(func=m.Name())):
+    for call in find(loop.body, cst.Call, m.Call(func=m.Name())):
         fn = functions.get(call.func.value)
         if fn is not None and function_training(fn):
             return True
@@ -117,9 +118,9 @@ def _strip_device_calls(expr: cst.BaseExpression) -> cst.BaseExpression:
         return expr
 
 
-def analyse(module: cst.Module, path: str = "<stdin>") -> ScriptPlan | None:
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None) -> ScriptPlan | None:
+    """`source`, the text `module` was parsed from, lets findings get their lines cheaply."""
+    positions = Positions(module, source)
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     found = find_driver(module, functions)
     if found is None:
@@ -395,7 +396,7 @@ def _user_call(stmt, functions) -> tuple[cst.Call | None, list[str]]:
         and expr.func.value in functions
     ):
         fn = functions[expr.func.value]
-        if m.findall(fn, m.For()):
+        if find(fn, cst.For):
             return expr, alias
     return None, []
 
@@ -439,12 +440,12 @@ def _call_steps(
 
 
 def _model_from_calls(loop: cst.For, functions, bindings) -> str | None:
-    for call in m.findall(loop.body, m.Call(func=m.Name())):
+    for call in find(loop.body, cst.Call, m.Call(func=m.Name())):
         fn = functions.get(call.func.value)
         if fn is None or not function_training(fn):
             continue
         subst = bind_call(fn, call) or {}
-        for target in m.findall(fn, m.Call(func=m.Attribute(attr=m.Name("parameters")))):
+        for target in find(fn, cst.Call, m.Call(func=m.Attribute(attr=m.Name("parameters")))):
             base = target.func.value
             if isinstance(base, cst.Name) and base.value in subst:
                 return dotted(subst[base.value])
@@ -455,7 +456,7 @@ def _called_names(step: StepPlan) -> list[str]:
     names = []
     for item in step.items:
         node = item if isinstance(item, cst.CSTNode) else item.value
-        for call in m.findall(node, m.Call(func=m.Name())):
+        for call in find(node, cst.Call, m.Call(func=m.Name())):
             name = call.func.value
             resolved = step.subst.get(name)
             names.append(dotted(resolved) if resolved is not None else name)

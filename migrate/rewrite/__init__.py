@@ -65,7 +65,8 @@ def _uniq_metric_names(plan: ScriptPlan) -> None:
                 item.name = f"{step.stage}_{item.final_name()}"
 
 
-def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cst.Module:
+def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> str:
+    """The converted script's text, before formatting."""
     taken = names_stored(list(module.body)) | set(names_used(list(module.body)))
     prefix = _prefix(plan)
     module_cls = _unique(f"{prefix}Module", taken)[: -len("Module")]
@@ -148,9 +149,22 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> cs
         removable = {i: n for i, n in removable.items() if i not in drop}
     new_driver = [s for _, s in body]
 
+    generated = {_placeholder(i): src for i, src in enumerate((module_src, data_src))}
     blank = [cst.EmptyLine(), cst.EmptyLine()]
-    generated = [cst.parse_statement(src).with_changes(leading_lines=blank) for src in (module_src, data_src)]
-    return _assemble(module, plan, new_driver, generated, IMPORTS.get(target, IMPORTS["runtime"]))
+    stand_ins = [
+        cst.SimpleStatementLine([cst.Expr(cst.Name(name))], leading_lines=blank) for name in generated
+    ]
+    assembled = _assemble(module, plan, new_driver, stand_ins, IMPORTS.get(target, IMPORTS["runtime"])).code
+    for name, src in generated.items():
+        assembled = assembled.replace(f"{name}\n", src, 1)
+    return assembled
+
+
+def _placeholder(index: int) -> str:
+    """The generated classes are text; they go into the output as text, in place of a stand-in
+    statement, because parsing them only to print them again would cost as much as the
+    whole analysis."""
+    return f"__migrate_generated_class_{index}__"
 
 
 def _read_back(plan: ScriptPlan, later: list, source: str, suffix: str, step: StepPlan | None = None) -> list:

@@ -7,7 +7,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis import device as dev
-from migrate.analysis.nodes import dotted, expr_statement, pairwise_assign
+from migrate.analysis.nodes import dotted, expr_statement, find, pairwise_assign, walk
 
 
 class DeviceCleanup(cst.CSTTransformer):
@@ -76,22 +76,33 @@ def is_noop(stmt: cst.CSTNode) -> bool:
     if pairs and all(isinstance(v, cst.Name) and v.value == n for n, v in pairs):
         return True
     expr = expr_statement(stmt)
-    if isinstance(expr, cst.IfExp) and not m.findall(expr.body, m.Call()) and not m.findall(expr.orelse, m.Call()):
+    if isinstance(expr, cst.IfExp) and not find(expr.body, cst.Call) and not find(expr.orelse, cst.Call):
         return True
     if (
         expr is not None
-        and not m.findall(expr, m.Call())
+        and not find(expr, cst.Call)
         and not isinstance(expr, (cst.SimpleString, cst.ConcatenatedString))
     ):
         return True
     return False
 
 
+_PLACEMENT_METHODS = frozenset({"to", "cuda", "cpu"})
+
+
+def _places_on_device(stmt: cst.CSTNode) -> bool:
+    """Whether the statement calls `.to`/`.cuda`/`.cpu`: only those need the transformer."""
+    return any(
+        isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _PLACEMENT_METHODS
+        for n in walk(stmt)
+    )
+
+
 def clean_statements(stmts, device_names: set[str]) -> list:
     out = []
     for stmt in stmts:
         cleaner = DeviceCleanup(device_names)
-        new = stmt.visit(cleaner)
+        new = stmt.visit(cleaner) if _places_on_device(stmt) else stmt
         if cleaner.changed and is_noop(new):
             continue
         if cleaner.changed and isinstance(new, cst.SimpleStatementLine) and len(new.body) > 1:

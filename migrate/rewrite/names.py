@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from migrate.analysis.nodes import dotted
+from migrate.analysis.nodes import dotted, walk
 
 
 class Substitute(cst.CSTTransformer):
@@ -53,9 +53,28 @@ class Substitute(cst.CSTTransformer):
 
 
 def substitute(node, names: dict[str, cst.BaseExpression], attribute_fn=None):
-    if not names and attribute_fn is None:
+    if not _mentions(node, names, attribute_fn):
         return node
     return node.visit(Substitute(names, attribute_fn))
+
+
+def _mentions(node: cst.CSTNode, names: dict, attribute_fn) -> bool:
+    """A cheap read-only pass first: most statements have nothing to rename, and a libcst
+    transformer rebuilds every node it passes even then."""
+    if not names and attribute_fn is None:
+        return False
+    for sub in walk(node):
+        kind = type(sub)
+        if kind is cst.Name and sub.value in names:
+            return True
+        if (
+            attribute_fn is not None
+            and kind is cst.Attribute
+            and type(sub.value) is cst.Name
+            and attribute_fn(sub.value.value, sub.attr.value) is not None
+        ):
+            return True
+    return False
 
 
 _BUILTINS = set(dir(builtins))
