@@ -15,8 +15,17 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG109 | info          | optimizer re-created every epoch: state reset in on_train_epoch_start    |
 | MIG110 | info          | housekeeping (`gc.collect()`, `empty_cache()`) kept in an epoch-end hook   |
 | MIG111 | info          | epoch-level statement reading evaluation results moved to an epoch-end hook|
+| MIG140 | info          | clip_grad_norm_/clip_grad_value_ moved to Trainer(gradient_clip_val=...)  |
+| MIG141 | info          | autocast replaced by Trainer(precision=...)                              |
+| MIG142 | info          | GradScaler removed: precision="16-mixed" scales the loss                 |
+| MIG143 | info          | loss / k + step every k batches -> Trainer(accumulate_grad_batches=k)    |
+| MIG144 | info          | zero_grad() outside the batch loop removed                               |
+| MIG145 | info          | SummaryWriter -> TensorBoardLogger; add_scalar -> self.log               |
+| MIG146 | info          | a global step counter removed (the Trainer counts steps)                 |
+| MIG147 | info          | Variable(...) / DataParallel(...) unwrapped                              |
 | MIG201 | warning       | metric printed floored (`100 * correct // total`): logged as the exact mean|
 | MIG202 | warning       | `acc / n`, n bound outside the loop, logged as a mean over the samples   |
+| MIG203 | warning       | an autocast that differs from the training step's (one precision for all)|
 | MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |
 | MIG302 | not-converted | `loss.backward(...)` with arguments                                       |
 """

@@ -10,13 +10,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis import device as dev
+from migrate.analysis import optimization as opt
 from migrate.analysis import printing
+from migrate.analysis import tensorboard as tb
 from migrate.analysis.epoch import EpochStatement, gathered_accuracy, is_housekeeping
 from migrate.analysis.nodes import (
-    find,
     call_name,
+    code,
     dotted,
     expr_statement,
+    find,
     has_backward,
     is_zero_literal,
     method_call,
@@ -27,13 +30,13 @@ from migrate.analysis.nodes import (
     small,
     strip_item,
     target_names,
+    unique_name,
 )
 from migrate.analysis.plan import Accumulator, Attribute, LogItem, OptimizerPlan, Span, StepPlan
 from migrate.analysis.positions import Positions
 from migrate.findings import Finding, Severity
 
 _TQDM = {"tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "auto.tqdm", "notebook.tqdm"}
-_NO_GRAD = {"torch.no_grad", "torch.inference_mode", "no_grad", "inference_mode"}
 SCHEDULERS = {
     "StepLR",
     "MultiStepLR",
@@ -71,6 +74,10 @@ class Context:
     scheduler_monitor: cst.BaseExpression | None = None
     used_functions: set[str] = field(default_factory=set)
     epoch_statements: list[EpochStatement] = field(default_factory=list)
+    scaler_names: set[str] = field(default_factory=set)
+    writer_names: set[str] = field(default_factory=set)
+    step_counters: set[str] = field(default_factory=set)
+    trainer_args: dict[str, cst.BaseExpression] = field(default_factory=dict)
 
     def span(self, node: cst.CSTNode) -> Span:
         return self.positions.span(node)
@@ -158,7 +165,7 @@ def epoch_range(node: cst.For) -> tuple[cst.BaseExpression, cst.BaseExpression |
 
 def no_grad_with(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.With) and all(
-        call_name(item.item) in _NO_GRAD or dotted(item.item) in _NO_GRAD for item in stmt.items
+        call_name(item.item) in opt.GRAD_MODES or dotted(item.item) in opt.GRAD_MODES for item in stmt.items
     )
 
 
@@ -362,15 +369,35 @@ class Recogniser:
         self, stmt, step: StepPlan, block: Block, batch_len, assigned: set[str]
     ) -> None:
         ctx, env = self.ctx, block.env
+        if tb.is_counter_step(stmt, ctx.step_counters):
+            ctx.add(stmt, "MIG146", Severity.INFO, "step counter removed: the Trainer counts steps (self.global_step)")
+            return
+        stmt = self._writer_call(stmt)
         expr = expr_statement(stmt)
         mc = method_call(expr)
         if mc and isinstance(mc[0], cst.Name) and mc[0].value in block.bars:
+            if mc[1] == "set_postfix" and self._postfix(expr, step, block, assigned):
+                ctx.add(stmt, "MIG108", Severity.INFO,
+                        f"{mc[0].value}.set_postfix() replaced by prog_bar=True on the metrics it showed")
+                return
             ctx.add(stmt, "MIG108", Severity.INFO, f"progress-bar call {mc[0].value}.{mc[1]}() removed")
+            return
+        meter = block.accs.get(f"{dotted(mc[0])}.avg") if mc and mc[1] == "update" and expr.args else None
+        if meter is not None and meter.kind == "meter":
+            self._meter_update(stmt, expr, meter, step)
             return
         if mc and mc[1] == "zero_grad":
             return
+        autocasts = opt.context_autocasts(stmt)
+        if autocasts:
+            self._autocast(stmt, autocasts)
+            for inner in stmt.body.body:
+                self._step_statement(inner, step, block, batch_len, assigned)
+                assigned |= names_stored(inner)
+            return
         if mc and mc[1] == "backward":
-            step.loss_name = dotted(mc[0])
+            loss = opt.scaled_loss(mc[0], ctx.scaler_names)
+            step.loss_name = dotted(loss if loss is not None else mc[0])
             if expr.args:
                 ctx.add(
                     stmt,
@@ -380,6 +407,12 @@ class Recogniser:
                 )
             return
         if mc and mc[1] == "step" and env.root(mc[0]) in ctx.optimizer_names:
+            return
+        if mc and mc[1] in ("scale", "unscale_", "step", "update") and env.root(mc[0]) in ctx.scaler_names:
+            return
+        if step.stage == "train" and step.loss_name and self._clipping(stmt, expr, env):
+            return
+        if step.stage == "train" and isinstance(stmt, cst.If) and self._accumulation(stmt, step, block, batch_len, assigned):
             return
         if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
             step.step_schedulers.append(env.root(mc[0]))
@@ -393,6 +426,13 @@ class Recogniser:
                 Severity.INFO,
                 "CUDA housekeeping call removed (the Trainer manages devices)",
             )
+            return
+        if isinstance(stmt, cst.If) and (constant := _constant_test(env.resolve(stmt.test))) is not None:
+            # `if train:` in a helper called with train=True for one loop and False for another
+            branch = stmt.body.body if constant else (stmt.orelse.body.body if isinstance(stmt.orelse, cst.Else) else [])
+            for inner in branch:
+                self._step_statement(inner, step, block, batch_len, assigned)
+                assigned |= names_stored(inner)
             return
         if isinstance(stmt, cst.If) and self._scheduler_guard(stmt, step, env):
             return
@@ -454,6 +494,103 @@ class Recogniser:
             step.reviews.append((stmt, "control flow inside the batch loop"))
         step.items.append(stmt)
 
+    def _meter_update(self, stmt, expr: cst.Call, meter: Accumulator, step: StepPlan) -> None:
+        """`meter.update(value, n)`: `meter.avg` is the n-weighted mean of the values, which is
+        what self.log computes with batch_size=n."""
+        value = strip_item(expr.args[0].value)
+        weight = expr.args[1].value if len(expr.args) > 1 else None
+        meter.final = "dataset" if weight is not None else "batches"
+        step.items.append(LogItem(value=value, accumulator=meter, batch_len=weight, unscaled=value))
+        self.ctx.add(stmt, "MIG107", Severity.INFO, f"running average {meter.name} logged with self.log")
+
+    def _postfix(self, expr: cst.Call, step: StepPlan, block: Block, assigned: set[str]) -> bool:
+        """`pbar.set_postfix(loss=...)`: the metrics shown go to the Trainer's progress bar."""
+        shown = False
+        for arg in expr.args:
+            if arg.keyword is None:
+                continue
+            value = arg.value
+            if isinstance(value, cst.FormattedString) and len(value.parts) == 1 and isinstance(
+                value.parts[0], cst.FormattedStringExpression
+            ):
+                value = value.parts[0].expression
+            value = strip_item(value)
+            acc = block.accs.get(dotted(value) or "")
+            if acc is not None:
+                acc.prog_bar = shown = True
+            elif isinstance(value, cst.Name) and value.value in assigned:
+                step.items.append(LogItem(value=value, label_hint=arg.keyword.value, prog_bar=True))
+                shown = True
+        return shown
+
+    def _writer_call(self, stmt):
+        """A SummaryWriter call, as the Lightning logging call that replaces it (else `stmt`)."""
+        ctx = self.ctx
+        logged = tb.logged(stmt, ctx.writer_names, ctx.step_counters)
+        if logged is None:
+            return stmt
+        ctx.positions.alias(logged, stmt)
+        ctx.add(stmt, "MIG145", Severity.INFO, f"SummaryWriter call replaced by {code(logged.body[0].value.func)}(...)")
+        return logged
+
+    def _autocast(self, stmt: cst.With, autocasts: list[opt.Autocast]) -> None:
+        chosen = autocasts[0].trainer_value()
+        current = self.ctx.trainer_args.setdefault("precision", chosen)
+        if code(current) != code(chosen):
+            self.ctx.add(stmt, "MIG203", Severity.WARNING,
+                         f"autocast here differs from the training step's; the Trainer runs every step with precision={code(current)}")
+            return
+        self.ctx.add(stmt, "MIG141", Severity.INFO, f"autocast replaced by Trainer(precision={code(chosen)})")
+
+    def _clipping(self, stmt, expr, env: Env) -> bool:
+        found = opt.clipping(expr, self.ctx.model_name, env.root)
+        if found is None or not expr_statement(stmt):
+            return False
+        value, algorithm = found
+        args = self.ctx.trainer_args
+        args["gradient_clip_val"] = env.resolve(value)
+        if algorithm == "value":
+            args["gradient_clip_algorithm"] = cst.SimpleString('"value"')
+        self.ctx.add(stmt, "MIG140", Severity.INFO,
+                     f"gradient clipping moved to Trainer(gradient_clip_val={code(env.resolve(value))}"
+                     + (', gradient_clip_algorithm="value")' if algorithm == "value" else ")"))
+        return True
+
+    def _accumulation(self, stmt: cst.If, step: StepPlan, block: Block, batch_len, assigned: set[str]) -> bool:
+        """`loss = loss / k` ... `if (i + 1) % k == 0: optimizer.step(); optimizer.zero_grad()`."""
+        ctx, env = self.ctx, block.env
+        interval = opt.accumulation_interval(stmt.test, step.index_name, step.index_start)
+        if interval is None or stmt.orelse is not None or not step.loss_name:
+            return False
+        names = ctx.optimizer_names | ctx.scheduler_names | ctx.scaler_names
+        body = list(stmt.body.body)
+        if not body or not all(opt.is_step_bookkeeping(s, names, ctx.model_name, env.root) for s in body):
+            return False
+        division = next(
+            (
+                (i, found)
+                for i, item in enumerate(step.items)
+                if isinstance(item, cst.SimpleStatementLine)
+                and (found := opt.divided_loss(item))
+                and found[0] == step.loss_name
+                and code(found[2]) == code(interval)
+            ),
+            None,
+        )
+        if division is None:
+            return False  # undivided: the Trainer's accumulation would average, the original sums
+        index, (name, dividend, divisor) = division
+        full = unique_name(f"full_{name}", assigned | set(names_used(step.items[index:])))
+        step.items[index : index + 1] = opt.undivided(step.items[index], name, full, dividend, divisor)
+        step.loss_name = full
+        ctx.trainer_args["accumulate_grad_batches"] = env.resolve(interval)
+        ctx.add(stmt, "MIG143", Severity.INFO,
+                f"gradient accumulation moved to Trainer(accumulate_grad_batches={code(env.resolve(interval))}); "
+                f"training_step returns the undivided {full} and the Trainer divides it")
+        for inner in body:
+            self._step_statement(inner, step, block, batch_len, assigned)
+        return True
+
     def _scheduler_guard(self, stmt: cst.If, step: StepPlan, env: Env) -> bool:
         """`if scheduler: scheduler.step()`: dead when the scheduler is None, per-batch otherwise."""
         if stmt.orelse is not None or len(stmt.body.body) != 1:
@@ -484,7 +621,7 @@ class Recogniser:
         left = test.left.left
         if isinstance(left, cst.BinaryOperation):
             left = left.left
-        if dotted(left) != step.index_name or stmt.orelse is not None:
+        if dotted(left) not in (step.index_name, *self.ctx.step_counters) or stmt.orelse is not None:
             return False
         interval = block.env.resolve(test.left.right)
         body = list(stmt.body.body)
@@ -555,7 +692,7 @@ class Recogniser:
                 continue
             if value.value not in assigned and value.value not in also:
                 continue
-            if value.value in target_names(step.target) or value.value == step.index_name:
+            if value.value in target_names(step.target) or value.value in (step.index_name, *self.ctx.step_counters):
                 continue
             name = printing.label(text) or value.value
             if name in seen:
@@ -571,7 +708,11 @@ class Recogniser:
 
     def statement(self, stmt, block: Block) -> None:
         ctx, env = self.ctx, block.env
-        if no_grad_with(stmt):
+        stmt = self._writer_call(stmt)
+        autocasts = opt.context_autocasts(stmt)
+        if autocasts is not None:
+            if autocasts:
+                self._autocast(stmt, autocasts)
             for inner in stmt.body.body:
                 self.statement(inner, block)
             return
@@ -588,6 +729,10 @@ class Recogniser:
         if mc and mc[1] in ("train", "eval") and env.root(mc[0]) == ctx.model_name:
             if mc[1] == "eval":
                 block.calls_eval = True
+            return
+        if mc and mc[1] == "zero_grad" and env.root(mc[0]) in ctx.optimizer_names:
+            ctx.add(stmt, "MIG144", Severity.INFO,
+                    "zero_grad() outside the batch loop removed: the Trainer zeroes gradients after every optimizer step")
             return
         if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
             ctx.scheduler_interval = ctx.scheduler_interval or "epoch"
@@ -610,6 +755,10 @@ class Recogniser:
                 )
             return
         pairs = pairwise_assign(stmt)
+        if pairs and all(_is_meter(v) for _, v in pairs):
+            for name, _ in pairs:
+                block.accs[f"{name}.avg"] = Accumulator(name, kind="meter")
+            return
         if pairs and all(is_zero_literal(v) or m.matches(v, m.List(elements=[])) for _, v in pairs):
             for name, value in pairs:
                 block.accs[name] = Accumulator(
@@ -652,6 +801,11 @@ class Recogniser:
             return
         if one and one[0] in block.accs and _list_mean(one[1], block) == one[0]:
             block.accs[one[0]].final = "batches"
+            return
+        mean_of = _list_mean(one[1], block) if one and one[0] not in block.accs else None
+        if mean_of is not None and block.accs[mean_of].kind == "list":
+            block.accs[mean_of].final = "batches"
+            block.accs[one[0]] = block.accs[mean_of]  # `train_loss = sum(losses) / len(losses)`
             return
         if one and self._local_definition(stmt, one[0], one[1], block):
             return
@@ -827,3 +981,18 @@ def _printed_ratio(value: cst.BaseExpression, block: Block):
     if acc is None or acc.is_count:
         return None
     return acc, value.right, scale, floored
+
+
+def _is_meter(expr: cst.BaseExpression) -> bool:
+    """`AverageMeter()`, `AverageMeter("Loss", ":.4e")`: a running-average helper class."""
+    return (call_name(expr) or "").split(".")[-1].endswith("Meter")
+
+
+def _constant_test(test: cst.BaseExpression) -> bool | None:
+    """`True`, `False`, `not True`...: a condition the caller's arguments decide."""
+    if isinstance(test, cst.Name) and test.value in ("True", "False"):
+        return test.value == "True"
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = _constant_test(test.expression)
+        return None if inner is None else not inner
+    return None

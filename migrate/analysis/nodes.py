@@ -273,6 +273,16 @@ def has_backward(node: cst.CSTNode) -> bool:
     )
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name2`, `name3`...: the first not in `taken`, which then holds it."""
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate = f"{name}{n}"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
 def is_int(node: cst.CSTNode | None, value: int | None = None) -> bool:
     if not isinstance(node, cst.Integer):
         return False
@@ -295,7 +305,9 @@ def strip_item(expr: cst.BaseExpression) -> cst.BaseExpression:
                 and updated.func.attr.value == "item"
                 and not updated.args
             ):
-                return updated.func.value
+                inner = updated.func.value
+                # `loss.data.item()`: `.data` only detached the value, which self.log does itself
+                return inner.value if m.matches(inner, m.Attribute(attr=m.Name("data"))) else inner
             if m.matches(updated, m.Call(func=m.Name("float"), args=[m.Arg(keyword=None)])):
                 return updated.args[0].value
             return updated

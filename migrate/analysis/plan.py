@@ -19,7 +19,7 @@ class Accumulator:
     """`name = 0` (or `[]`) then `name += value` / `name.append(value)` once per batch."""
 
     name: str
-    kind: str = "sum"  # "sum" (+=) or "list" (.append)
+    kind: str = "sum"  # "sum" (+=), "list" (.append) or "meter" (an AverageMeter's .update)
     final: str | None = (
         None  # None: the raw total; "dataset": / number of samples; "batches": / number of batches
     )
@@ -29,6 +29,7 @@ class Accumulator:
     # `100 * correct / total` printed: the constant factor (`100`) the logged mean is scaled by
     scale: cst.BaseExpression | None = None
     floored: bool = False  # printed as `correct // total`: the logged mean is the exact ratio
+    prog_bar: bool = False  # shown on a tqdm bar's postfix
 
 
 @dataclass
@@ -156,3 +157,7 @@ class ScriptPlan:
     epoch_metrics: dict[str, Accumulator] = field(default_factory=dict)  # epoch-loop name -> its metric
     removed_functions: set[str] = field(default_factory=set)
     findings: list = field(default_factory=list)
+    trainer_args: dict[str, cst.BaseExpression] = field(default_factory=dict)  # beyond max_epochs/accelerator
+    # Driver objects the Trainer replaces (GradScaler, SummaryWriter, step counters): dropped unless still read.
+    replaced_names: set[str] = field(default_factory=set)
+    dropped_statements: set[int] = field(default_factory=set)  # ids of driver statements that go (writer.close())

@@ -35,6 +35,10 @@ class Positions:
         if not self._pair_body(module.body, tree.body):
             self._spans.clear()
 
+    def alias(self, node: cst.CSTNode, original: cst.CSTNode) -> None:
+        """A node the analysis built in place of `original` is reported where `original` was."""
+        self._spans[node] = self.span(original)
+
     def span(self, node: cst.CSTNode) -> Span:
         found = self._spans.get(node)
         if found is not None:

@@ -72,6 +72,8 @@ def pieces(expr: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
     """The (preceding text, value) pairs a print call or formatted string shows."""
     if isinstance(expr, cst.FormattedString):
         return _fstring_pieces(expr)
+    if isinstance(expr, cst.ConcatenatedString):  # `f"a={a} " f"b={b}"` over two lines
+        return pieces(expr.left) + pieces(expr.right)
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Modulo):
         template = _string_value(expr.left)
         if template is not None:

@@ -9,7 +9,9 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis import device as dev
+from migrate.analysis import optimization as opt
 from migrate.analysis import printing
+from migrate.analysis import tensorboard as tb
 from migrate.analysis.epoch import EpochStatement, metric_reads, updated_state
 from migrate.analysis.loops import (
     SCHEDULERS,
@@ -27,11 +29,11 @@ from migrate.analysis.loops import (
     no_grad_with,
 )
 from migrate.analysis.nodes import (
-    find,
     assign_parts,
     call_name,
     dotted,
     expr_statement,
+    find,
     method_call,
     names_stored,
     simple_assign,
@@ -49,6 +51,7 @@ from migrate.analysis.plan import (
     StepPlan,
 )
 from migrate.analysis.positions import Positions
+from migrate.analysis.step_budget import step_budget
 from migrate.findings import Severity
 
 LIGHTNING_MODULES = ("runtime", "lightning", "lightning.pytorch", "pytorch_lightning")
@@ -106,6 +109,8 @@ def find_driver(module: cst.Module, functions: dict[str, cst.FunctionDef]):
         for stmt in body:
             if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
                 return kind, name, body, stmt
+            if isinstance(stmt, cst.While) and _trains(stmt, functions):
+                return kind, name, body, stmt
     return None
 
 
@@ -126,7 +131,18 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     if found is None:
         return None
     kind, fn_name, body, loop = found
+    budget = None
+    if isinstance(loop, cst.While):
+        budget = step_budget(loop, body[: body.index(loop)], lambda s: _evaluates(s, functions))
+        if budget is None:
+            return None
+    # The loop as epochs: the `for` itself, or the epoch form of a step-budget `while`.
+    epochs_loop = budget.as_epochs if budget else loop
     ctx = Context(path=path, positions=positions, functions=functions)
+    if budget is not None:
+        positions.alias(epochs_loop, loop)
+        positions.alias(epochs_loop.body.body[0], loop)
+        ctx.trainer_args.update(budget.trainer_args())
     rec = Recogniser(ctx)
 
     module_names: set[str] = set()
@@ -190,6 +206,22 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             ctx.optimizer_names.add(name)
             ctx.model_name = dotted(value.args[0].value.func.value)
             ctx.optimizer = optimizer
+    for name, binding in bindings.items():
+        if opt.is_grad_scaler(binding.value):
+            ctx.scaler_names.add(name)
+            enabled = opt.scaler_enabled(binding.value)
+            ctx.trainer_args["precision"] = opt.Autocast("16-mixed", enabled).trainer_value()
+            ctx.add(binding.statement, "MIG142", Severity.INFO,
+                    "GradScaler removed: precision=\"16-mixed\" scales the loss in the Trainer")
+    for name, binding in bindings.items():
+        if tb.is_summary_writer(binding.value):
+            ctx.writer_names.add(name)
+            ctx.trainer_args["logger"] = tb.logger_for(binding.value)
+            ctx.add(binding.statement, "MIG145", Severity.INFO,
+                    "SummaryWriter replaced by Trainer(logger=TensorBoardLogger(...)) writing to the same directory")
+    ctx.step_counters = tb.step_counters(loop, ctx.writer_names) | _global_counters(epochs_loop, bindings)
+    if any(tb.logged(s, ctx.writer_names, set()) for s in find(loop.body, cst.SimpleStatementLine)):
+        ctx.trainer_args.setdefault("log_every_n_steps", cst.Integer("1"))
     scheduler = None
     for name, binding in bindings.items():
         cname = call_name(binding.value) or ""
@@ -211,7 +243,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     if ctx.model_name is None:
         ctx.model_name = _model_from_calls(loop, functions, bindings)
 
-    for stmt in loop.body.body:
+    for stmt in epochs_loop.body.body:
         call, alias = _user_call(stmt, functions)
         if call is not None:
             steps_from_call, returned = _call_steps(rec, call, functions, ctx, epoch_block)
@@ -234,9 +266,14 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
 
     # After the loop: evaluations become trainer.test.
     after_tests: dict[int, StepPlan] = {}
+    dropped: set[int] = set()
     loop_index = body.index(loop)
     for index in range(loop_index + 1, len(body)):
         stmt = body[index]
+        if tb.is_closing(stmt, ctx.writer_names):
+            dropped.add(id(stmt))
+            ctx.add(stmt, "MIG145", Severity.INFO, "SummaryWriter close/flush removed: the Trainer closes its loggers")
+            continue
         call, alias = _user_call(stmt, functions)
         test_steps = None
         if call is not None and function_evaluates(functions[call.func.value]):
@@ -260,16 +297,24 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
                 f"converted test loop at {path}:{test_steps[0].span.line}-{test_steps[0].span.end_line} to test_step and trainer.test",
             )
 
-    rng = epoch_range(loop)
-    epochs, start = rng if rng else (cst.Integer("1"), None)
-    epoch_var = loop.target.value if isinstance(loop.target, cst.Name) else None
     span = ctx.span(loop)
-    ctx.add(
-        loop,
-        "MIG106",
-        Severity.INFO,
-        f"epoch loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_epochs=...).fit",
-    )
+    if budget is not None:
+        epochs, start, epoch_var = cst.parse_expression("-1"), None, None
+        replaced = ctx.scaler_names
+        replaced.add(budget.iterator)
+        ctx.add(loop, "MIG148", Severity.INFO,
+                f"step loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_steps=...).fit"
+                + (", evaluation every N steps by val_check_interval" if budget.eval_every is not None else ""))
+    else:
+        rng = epoch_range(loop)
+        epochs, start = rng if rng else (cst.Integer("1"), None)
+        epoch_var = loop.target.value if isinstance(loop.target, cst.Name) else None
+        ctx.add(
+            loop,
+            "MIG106",
+            Severity.INFO,
+            f"epoch loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_epochs=...).fit",
+        )
 
     if scheduler is not None:
         intervals = {s for step in steps for s in step.step_schedulers}
@@ -324,6 +369,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             )
         )
 
+    _legacy_wrappers(ctx, [*body, *(functions[name] for name in ctx.used_functions)])
     return ScriptPlan(
         path=path,
         driver_kind=kind,
@@ -349,7 +395,51 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         epoch_metrics=dict(epoch_block.accs),
         removed_functions=ctx.used_functions,
         findings=ctx.findings,
+        trainer_args=ctx.trainer_args,
+        replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters,
+        dropped_statements=dropped,
     )
+
+
+def _evaluates(stmt: cst.CSTNode, functions: dict[str, cst.FunctionDef]) -> bool:
+    """Runs an evaluation: calls a helper that loops without backward, or is a no_grad loop."""
+    call, _ = _user_call(stmt, functions)
+    if call is not None and function_evaluates(functions[call.func.value]):
+        return True
+    return no_grad_with(stmt) and any(isinstance(s, cst.For) for s in stmt.body.body)
+
+
+def _global_counters(loop: cst.For, bindings: dict[str, Binding]) -> set[str]:
+    """`step = 0` before the epoch loop and `step += 1` in its batch loop: the Trainer's global_step."""
+    counters = set()
+    for inner in find(loop.body, cst.For):
+        for stmt in inner.body.body:
+            node = small(stmt)
+            if (
+                isinstance(node, cst.AugAssign)
+                and isinstance(node.operator, cst.AddAssign)
+                and m.matches(node.value, m.Integer("1"))
+                and isinstance(node.target, cst.Name)
+                and (binding := bindings.get(node.target.value)) is not None
+                and m.matches(binding.value, m.Integer("0"))
+            ):
+                counters.add(node.target.value)
+    return counters
+
+
+_LEGACY = {
+    "Variable": "Variable(...) removed: tensors carry autograd themselves since PyTorch 0.4",
+    "DataParallel": "DataParallel removed: the Trainer places the model; Trainer(devices=N, strategy=\"ddp\") "
+    "runs it on several GPUs",
+}
+
+
+def _legacy_wrappers(ctx: Context, stmts: list[cst.CSTNode]) -> None:
+    """Reports the wrappers the rewrite unwraps, once per statement."""
+    for line in find(stmts, cst.SimpleStatementLine):
+        wrapped = {(dotted(call.func) or "").split(".")[-1] for call in find(line, cst.Call)} & set(_LEGACY)
+        for name in sorted(wrapped):
+            ctx.add(line, "MIG147", Severity.INFO, _LEGACY[name])
 
 
 def _metric_statement(ctx: Context, stmt, reads, steps: list[StepPlan], bindings) -> EpochStatement:
@@ -413,6 +503,8 @@ def _call_steps(
     train = function_training(fn)
     block = Block(env=Env(subst=subst), stage="train" if train else (stage or "val"))
     rec.block(list(fn.body.body), block)
+    if train and block.steps and not any(step.loss_name for step in block.steps):
+        train = False  # `if train: loss.backward()` in a helper this call runs with train=False
     for step in block.steps:
         step.origin = f"{fn.name.value}()"
         step.function = fn.name.value

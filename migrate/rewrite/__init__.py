@@ -8,17 +8,14 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from migrate.analysis.nodes import code, names_stored, names_used, target_names
+from migrate.analysis.nodes import code, names_stored, names_used, target_names, unique_name
 from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.datamodule import build_datamodule
 from migrate.rewrite.device import clean_statements
 from migrate.rewrite.module import ModuleBuilder, metric_logged, metric_name, state_names
 from migrate.rewrite.names import Parameters, substitute
 
-IMPORTS = {
-    "runtime": "from runtime import LightningDataModule, LightningModule, Trainer\n",
-    "lightning": "from lightning.pytorch import LightningDataModule, LightningModule, Trainer\n",
-}
+PACKAGES = {"runtime": "runtime", "lightning": "lightning.pytorch"}
 
 
 # File stems that say nothing about the model: their classes get Lightning's usual `Lit` prefix.
@@ -32,14 +29,6 @@ def _prefix(plan: ScriptPlan) -> str:
     stem = re.sub(r"[^A-Za-z0-9]+", " ", plan.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).title().replace(" ", "")
     return stem if stem and stem[0].isalpha() and stem not in _GENERIC_STEMS else "Lit"
 
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate = f"{name}{n}"
-        n += 1
-    taken.add(candidate)
-    return candidate
 
 
 def _call(func: str, params: Parameters, leading: list[str] | None = None) -> str:
@@ -69,8 +58,8 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     """The converted script's text, before formatting."""
     taken = names_stored(list(module.body)) | set(names_used(list(module.body)))
     prefix = _prefix(plan)
-    module_cls = _unique(f"{prefix}Module", taken)[: -len("Module")]
-    data_cls = _unique(f"{prefix}DataModule", taken)[: -len("DataModule")]
+    module_cls = unique_name(f"{prefix}Module", taken)[: -len("Module")]
+    data_cls = unique_name(f"{prefix}DataModule", taken)[: -len("DataModule")]
     _uniq_metric_names(plan)
     device_names = set(_device_names(plan))
 
@@ -81,7 +70,7 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     module_src = builder.build(train_steps + val_steps + test_steps, plan.epoch_reviews)
     data_src, data_params, moved_loaders = build_datamodule(plan, data_cls)
 
-    lit, dm, tr = (_unique(n, taken) for n in ("lit_model", "datamodule", "trainer"))
+    lit, dm, tr = (unique_name(n, taken) for n in ("lit_model", "datamodule", "trainer"))
     module_params = builder.names.params
     module_call = _call(f"{module_cls}Module", module_params, [plan.model_name])
     data_call = _call(f"{data_cls}DataModule", data_params)
@@ -95,6 +84,11 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
         trainer_args.append(f"log_every_n_steps={code(train.log_every)}")
     if train is not None and train.limit_batches is not None:
         trainer_args.append(f"limit_train_batches={code(train.limit_batches)}")
+    trainer_args += [
+        f"{name}={code(value)}"
+        for name, value in plan.trainer_args.items()
+        if not (name == "log_every_n_steps" and train is not None and train.log_every is not None)
+    ]
     fit_src = (
         f"{lit} = {module_call}\n{dm} = {data_call}\n"
         f"{tr} = Trainer({', '.join(trainer_args)})\n{tr}.fit({lit}, datamodule={dm})\n"
@@ -108,6 +102,7 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     removable: dict[int, set[str]] = {}
     state = state_names(plan)
     moved_names = set(plan.attributes) | moved_loaders | device_names | set(state) | _availability_flags(plan)
+    moved_names |= plan.replaced_names
     if plan.optimizer is not None:
         moved_names.add(plan.optimizer.name)
     if plan.scheduler is not None:
@@ -133,10 +128,12 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
             test_stmt = cst.parse_statement(f"test_metrics = {call}[0]\n" if reads else f"{call}\n")
             body.append((-2, test_stmt.with_changes(leading_lines=stmt.leading_lines)))
             body.extend((-2, s) for s in reads)
+        elif id(stmt) in plan.dropped_statements:
+            continue
         else:
             if after_loop and on_module:
                 stmt = substitute(stmt, on_module)
-            for cleaned in clean_statements([stmt], device_names):
+            for cleaned in clean_statements([stmt], device_names, plan.model_name):
                 body.append((index, cleaned))
     # Drop the moved definitions unless the remaining code still reads them.
     while True:
@@ -154,10 +151,18 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     stand_ins = [
         cst.SimpleStatementLine([cst.Expr(cst.Name(name))], leading_lines=blank) for name in generated
     ]
-    assembled = _assemble(module, plan, new_driver, stand_ins, IMPORTS.get(target, IMPORTS["runtime"])).code
+    assembled = _assemble(module, plan, new_driver, stand_ins, _imports(plan, target)).code
     for name, src in generated.items():
         assembled = assembled.replace(f"{name}\n", src, 1)
     return assembled
+
+
+def _imports(plan: ScriptPlan, target: str) -> str:
+    package = PACKAGES.get(target, PACKAGES["runtime"])
+    lines = f"from {package} import LightningDataModule, LightningModule, Trainer\n"
+    if "logger" in plan.trainer_args:
+        lines += f"from {package}.loggers import {code(plan.trainer_args['logger'].func)}\n"
+    return lines
 
 
 def _placeholder(index: int) -> str:
@@ -226,8 +231,8 @@ def _header_names(stmt: cst.CSTNode) -> set[str]:
     return set(names_used(nodes)) if nodes else set()
 
 
-def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: list, import_line: str) -> cst.Module:
-    import_stmt = cst.parse_statement(import_line)
+def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: list, import_lines: str) -> cst.Module:
+    import_stmts = list(cst.parse_module(import_lines).body)
     removed = {name for name in plan.removed_functions}
     original = list(module.body)
     if plan.driver_kind == "module":
@@ -247,11 +252,11 @@ def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: lis
                 body=cst.IndentedBlock(body=executables),
                 leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
             )
-            body = docstring + _with_import(kept_defs, import_stmt) + generated + [guard]
+            body = docstring + _with_import(kept_defs, import_stmts) + generated + [guard]
         else:
             driver = _drop_functions(driver, removed, driver)
             first_exec = next((i for i, s in enumerate(driver) if not _is_definition(s)), len(driver))
-            body = docstring + _with_import(driver[:first_exec], import_stmt) + generated + driver[first_exec:]
+            body = docstring + _with_import(driver[:first_exec], import_stmts) + generated + driver[first_exec:]
         return module.with_changes(body=body + [s for s in rest if s not in docstring])
     # The driver is a function or the __main__ block: replace its body in place.
     new_body = []
@@ -265,7 +270,7 @@ def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: lis
         else:
             new_body.append(stmt)
     new_body = _drop_functions(new_body, removed, new_body)
-    return module.with_changes(body=_with_import(new_body, import_stmt))
+    return module.with_changes(body=_with_import(new_body, import_stmts))
 
 
 def _drop_functions(stmts: list, removed: set[str], users: list) -> list:
@@ -280,7 +285,7 @@ def _drop_functions(stmts: list, removed: set[str], users: list) -> list:
     return out
 
 
-def _with_import(stmts: list, import_stmt) -> list:
+def _with_import(stmts: list, import_stmts: list) -> list:
     """Adds the runtime import after the leading imports (or the last import before code)."""
     last = -1
     for i, stmt in enumerate(stmts):
@@ -289,5 +294,5 @@ def _with_import(stmts: list, import_stmt) -> list:
         elif i > 0 and not m.matches(stmt, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) and last >= 0:
             break
     if last == -1:
-        return [import_stmt, *stmts]
-    return [*stmts[: last + 1], import_stmt, *stmts[last + 1 :]]
+        return [*import_stmts, *stmts]
+    return [*stmts[: last + 1], *import_stmts, *stmts[last + 1 :]]

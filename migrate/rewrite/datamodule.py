@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from migrate.analysis.nodes import call_name, code, dotted, names_used
+from migrate.analysis.nodes import call_name, code, dotted, find, names_used
 from migrate.analysis.plan import ScriptPlan
 from migrate.rewrite.module import indent
 from migrate.rewrite.names import ModuleNames, Parameters, substitute
@@ -21,6 +21,20 @@ def loader_roles(plan: ScriptPlan) -> dict[str, cst.BaseExpression]:
     return roles
 
 
+# Calls a DataLoader's arguments may make and still move into a *_dataloader method: they draw
+# no random numbers, so building them later leaves the script's random stream as it was.
+_PURE_CALLS = {
+    "TensorDataset", "torch.utils.data.TensorDataset", "data.TensorDataset", "Subset", "ConcatDataset",
+    "len", "int", "min", "max", "bool", "str", "float",
+}
+
+
+def _builds_nothing_random(loader: cst.Call) -> bool:
+    """`DataLoader(make_split(1280), ...)` must stay where it was: the dataset it builds there
+    consumes random numbers before the model is created."""
+    return all(call_name(call) in _PURE_CALLS for arg in loader.args for call in find(arg.value, cst.Call))
+
+
 def build_datamodule(plan: ScriptPlan, prefix: str) -> tuple[str, Parameters, set[str]]:
     """(class source, constructor parameters, the loader names moved into it)."""
     params = Parameters()
@@ -31,7 +45,12 @@ def build_datamodule(plan: ScriptPlan, prefix: str) -> tuple[str, Parameters, se
         name = dotted(loader)
         binding = plan.bindings.get(name or "")
         value = binding.value if binding is not None else None
-        if binding is not None and isinstance(value, cst.Call) and (call_name(value) or "").endswith("DataLoader"):
+        if (
+            binding is not None
+            and isinstance(value, cst.Call)
+            and (call_name(value) or "").endswith("DataLoader")
+            and _builds_nothing_random(value)
+        ):
             mapping = names.mapping(names_used(value), set())
             expr = substitute(value, mapping, names.attribute)
             moved.add(name)

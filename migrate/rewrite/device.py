@@ -10,11 +10,25 @@ from migrate.analysis import device as dev
 from migrate.analysis.nodes import dotted, expr_statement, find, pairwise_assign, walk
 
 
+# Pre-1.0 and single-machine multi-GPU wrappers the Trainer makes pointless: `Variable(x)` is `x`
+# since PyTorch 0.4, and the Trainer, not `DataParallel`, decides how many devices run the model.
+_WRAPPERS = {"Variable", "autograd.Variable", "torch.autograd.Variable", "nn.DataParallel",
+             "torch.nn.DataParallel", "DataParallel"}
+
+
 class DeviceCleanup(cst.CSTTransformer):
-    def __init__(self, device_names: set[str]) -> None:
+    def __init__(self, device_names: set[str], model_name: str | None = None) -> None:
         self.device_names = device_names
+        self.model_name = model_name
         self._keep: set[int] = set()
         self.changed = False
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        """`model.module` (the network inside DataParallel) is the model itself once unwrapped."""
+        if updated.attr.value == "module" and self.model_name and m.matches(updated.value, m.Name(self.model_name)):
+            self.changed = True
+            return updated.value
+        return updated
 
     def _is_device(self, expr: cst.BaseExpression) -> bool:
         return (
@@ -30,6 +44,9 @@ class DeviceCleanup(cst.CSTTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = updated.func
+        if dotted(func) in _WRAPPERS and len(updated.args) == 1 and updated.args[0].keyword is None:
+            self.changed = True
+            return updated.args[0].value
         if not isinstance(func, cst.Attribute):
             return updated
         name = func.attr.value
@@ -90,19 +107,23 @@ def is_noop(stmt: cst.CSTNode) -> bool:
 _PLACEMENT_METHODS = frozenset({"to", "cuda", "cpu"})
 
 
-def _places_on_device(stmt: cst.CSTNode) -> bool:
-    """Whether the statement calls `.to`/`.cuda`/`.cpu`: only those need the transformer."""
-    return any(
-        isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _PLACEMENT_METHODS
-        for n in walk(stmt)
-    )
+def _needs_cleanup(stmt: cst.CSTNode) -> bool:
+    """Whether the statement places, wraps or unwraps anything: only those need the transformer."""
+    for n in walk(stmt):
+        if type(n) is cst.Call and (
+            (type(n.func) is cst.Attribute and n.func.attr.value in _PLACEMENT_METHODS) or dotted(n.func) in _WRAPPERS
+        ):
+            return True
+        if type(n) is cst.Attribute and n.attr.value == "module":
+            return True
+    return False
 
 
-def clean_statements(stmts, device_names: set[str]) -> list:
+def clean_statements(stmts, device_names: set[str], model_name: str | None = None) -> list:
     out = []
     for stmt in stmts:
-        cleaner = DeviceCleanup(device_names)
-        new = stmt.visit(cleaner) if _places_on_device(stmt) else stmt
+        cleaner = DeviceCleanup(device_names, model_name)
+        new = stmt.visit(cleaner) if _needs_cleanup(stmt) else stmt
         if cleaner.changed and is_noop(new):
             continue
         if cleaner.changed and isinstance(new, cst.SimpleStatementLine) and len(new.body) > 1:

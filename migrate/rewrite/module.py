@@ -65,8 +65,8 @@ def log_call(item: LogItem, stage: str) -> str:
         extra.append('reduce_fx="sum"')
     if stage == "train":
         extra = ["on_step=False", "on_epoch=True", *extra]
-    if acc.label or acc.alias:
-        pass
+    if item.prog_bar or acc.prog_bar:
+        extra.append("prog_bar=True")
     return f"self.log({name!r}, {text}, {', '.join(extra)})"
 
 
@@ -96,7 +96,7 @@ class ModuleBuilder:
     # --- moved code -------------------------------------------------------------------------------
     def _move(self, stmts: list[cst.BaseStatement], subst: dict, local: set[str]) -> list[cst.BaseStatement]:
         local_subst = {k: v for k, v in subst.items() if k not in local}
-        moved = clean_statements([substitute(s, local_subst) for s in stmts], self.device_names)
+        moved = clean_statements([substitute(s, local_subst) for s in stmts], self.device_names, self.plan.model_name)
         mapping = self.names.mapping(free_names(moved), local)
         return [substitute(s, mapping, self.names.attribute) for s in moved]
 
