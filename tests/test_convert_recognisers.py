@@ -89,6 +89,7 @@ def test_bind_call_with_defaults():
     ("print('Train MAE: %.3f / Validation MAE: %.3f' % (a, b))", [("train_mae", "a"), ("validation_mae", "b")]),
     ("print('Epoch: {} Loss: {:.6f}'.format(epoch, loss.item()))", [("epoch", "epoch"), ("loss", "loss.item()")]),
     ("print(' * Acc@1 {:.3f}'.format(top1))", [("acc1", "top1")]),
+    ('print(f"d_loss={d / n:.4f} " f"ring_err={err:.4f}")', [("d_loss", "d / n"), ("ring_err", "err")]),
 ])
 def test_print_pieces_and_labels(src, expected):
     got = [(printing.label(text), code(value)) for text, value in printing.pieces(expr(src))]

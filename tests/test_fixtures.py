@@ -14,8 +14,8 @@ Per fixture (`fixtures/<case>/`), one behaviour per test:
   printed, to the precision it printed it (or that value in percent); a metric the original
   printed floored (`//`, reported as MIG201) may show as the integer floor of the logged mean.
 
-The run-to-end pairs are the slow part (~5 s a process), so they all run once per session
-in a pool of two processes, started by the first test that needs them.
+The run-to-end pairs are the slow part (~5 s a process): each case runs its two scripts side
+by side, one process each.
 """
 
 from __future__ import annotations
@@ -104,15 +104,14 @@ def _run_to_end(script: Path, fake_data: bool) -> dict:
         return json.loads(result.read_text())
 
 
-@cache
-def _runs_to_end() -> dict[tuple[str, str], dict]:
-    jobs = [(case, name) for case in CASES for name in ("original.py", "expected.py")]
+def _runs_to_end(case: str) -> tuple[dict, dict]:
+    """The original and its conversion, run side by side (one process each)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {
-            job: pool.submit(_run_to_end, FIXTURES / job[0] / job[1], needs_fake_data(job[0]))
-            for job in jobs
-        }
-        return {job: future.result() for job, future in futures.items()}
+        original, converted = (
+            pool.submit(_run_to_end, FIXTURES / case / name, needs_fake_data(case))
+            for name in ("original.py", "expected.py")
+        )
+        return original.result(), converted.result()
 
 
 def _epoch_metrics(source: str) -> set[str]:
@@ -169,8 +168,7 @@ def _printed(value: float, stdout: str, floored: bool = False) -> bool:
 
 @pytest.mark.parametrize("case", CASES)
 def test_same_final_metrics(case):
-    runs = _runs_to_end()
-    original, converted = runs[(case, "original.py")], runs[(case, "expected.py")]
+    original, converted = _runs_to_end(case)
     names = _epoch_metrics(_expected(case))
     missing = {name for name in names if name not in converted["metrics"]}
     assert not missing, f"logged but not in callback_metrics: {missing}"

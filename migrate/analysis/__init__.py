@@ -15,6 +15,9 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG109 | info          | optimizer re-created every epoch: state reset in on_train_epoch_start    |
 | MIG110 | info          | housekeeping (`gc.collect()`, `empty_cache()`) kept in an epoch-end hook   |
 | MIG111 | info          | epoch-level statement reading evaluation results moved to an epoch-end hook|
+| MIG120 | info          | several optimizers stepped in one train loop: manual optimization, same order|
+| MIG121 | info          | once-per-epoch computation (`with torch.no_grad(): ...`) moved to on_train_epoch_end|
+| MIG122 | info          | scheduler stepped in on_train_epoch_end (manual optimization steps none)   |
 | MIG140 | info          | clip_grad_norm_/clip_grad_value_ moved to Trainer(gradient_clip_val=...)  |
 | MIG141 | info          | autocast replaced by Trainer(precision=...)                              |
 | MIG142 | info          | GradScaler removed: precision="16-mixed" scales the loss                 |

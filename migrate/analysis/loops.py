@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -10,13 +11,14 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis import device as dev
-from migrate.analysis import optimization as opt
+from migrate.analysis import optimization
 from migrate.analysis import printing
 from migrate.analysis import tensorboard as tb
 from migrate.analysis.epoch import EpochStatement, gathered_accuracy, is_housekeeping
 from migrate.analysis.nodes import (
     call_name,
     code,
+    free_names,
     dotted,
     expr_statement,
     find,
@@ -32,7 +34,15 @@ from migrate.analysis.nodes import (
     target_names,
     unique_name,
 )
-from migrate.analysis.plan import Accumulator, Attribute, LogItem, OptimizerPlan, Span, StepPlan
+from migrate.analysis.plan import (
+    Accumulator,
+    Attribute,
+    LogItem,
+    ManualOptimization,
+    OptimizerPlan,
+    Span,
+    StepPlan,
+)
 from migrate.analysis.positions import Positions
 from migrate.findings import Finding, Severity
 
@@ -78,6 +88,13 @@ class Context:
     writer_names: set[str] = field(default_factory=set)
     step_counters: set[str] = field(default_factory=set)
     trainer_args: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    optimizers: dict[str, OptimizerPlan] = field(default_factory=dict)  # the driver's, by name
+    model_names: set[str] = field(default_factory=set)  # every network an optimizer trains
+    known: set[str] = field(default_factory=set)  # names an epoch-end hook can resolve
+    manual: ManualOptimization | None = None
+
+    def is_model(self, name: str | None) -> bool:
+        return name is not None and (name == self.model_name or name in self.model_names)
 
     def span(self, node: cst.CSTNode) -> Span:
         return self.positions.span(node)
@@ -165,7 +182,7 @@ def epoch_range(node: cst.For) -> tuple[cst.BaseExpression, cst.BaseExpression |
 
 def no_grad_with(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.With) and all(
-        call_name(item.item) in opt.GRAD_MODES or dotted(item.item) in opt.GRAD_MODES for item in stmt.items
+        call_name(item.item) in optimization.GRAD_MODES or dotted(item.item) in optimization.GRAD_MODES for item in stmt.items
     )
 
 
@@ -221,6 +238,8 @@ class Block:
     epoch_end: list[cst.BaseStatement] = field(default_factory=list)  # kept as they are, once per epoch
     # Tried on a statement nothing else recognised, before it is kept for review; True: handled.
     unrecognised: Callable[[cst.BaseStatement], bool] | None = None
+    epoch: bool = False  # the epoch loop's own body
+    computed: dict[str, EpochStatement] = field(default_factory=dict)  # name -> the epoch-end statement binding it
 
 
 def _divisor_kind(expr: cst.BaseExpression, block: Block) -> str | None:
@@ -357,13 +376,41 @@ class Recogniser:
             span=ctx.span(loop),
             origin="inline",
             called_eval=block.calls_eval,
+            manual=self._manual(loop, env) if train else None,
         )
+        if step.manual is not None and ctx.manual is None:
+            ctx.manual = step.manual
         batch_len = _batch_len(target)
         assigned: set[str] = set(target_names(target))
         for stmt in loop.body.body:
             self._step_statement(stmt, step, block, batch_len, assigned)
             assigned |= names_stored(stmt) if not isinstance(stmt, cst.If) else set()
         return step
+
+    def _manual(self, loop: cst.For, env: Env) -> ManualOptimization | None:
+        """Two or more of the driver's optimizers stepped in one loop body (a GAN's D and G
+        steps): their `zero_grad`/`backward`/`step` calls in order, or None."""
+        ctx = self.ctx
+        found = ManualOptimization(optimizers=[], handles={})
+        for call in find(loop.body, cst.Call):
+            mc = method_call(call)
+            if mc is None:
+                continue
+            base, method = mc
+            if method == "backward":
+                found.sequence.append(("backward", dotted(base) or code(base)))
+                continue
+            root = env.root(base)
+            if method not in ("step", "zero_grad") or root not in ctx.optimizer_names:
+                continue
+            opt = ctx.optimizers.get(root)
+            if not isinstance(base, cst.Name) or opt is None or opt.model is None or "." in opt.model:
+                return None  # stepped through an expression, or built from something else than one network
+            found.sequence.append((method, root))
+            found.handles.setdefault(root, base.value)
+            if method == "step" and root not in found.optimizers:
+                found.optimizers.append(root)
+        return found if len(found.optimizers) >= 2 else None
 
     def _step_statement(
         self, stmt, step: StepPlan, block: Block, batch_len, assigned: set[str]
@@ -386,9 +433,19 @@ class Recogniser:
         if meter is not None and meter.kind == "meter":
             self._meter_update(stmt, expr, meter, step)
             return
+        if step.manual is not None and mc and (
+            mc[1] == "backward"
+            or (mc[1] in ("zero_grad", "step") and env.root(mc[0]) in step.manual.handles)
+            or (mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names)
+        ):
+            # manual optimization: the step runs the user's own calls, in their order
+            if mc[1] == "backward":
+                step.loss_name = dotted(mc[0])
+            step.items.append(stmt)
+            return
         if mc and mc[1] == "zero_grad":
             return
-        autocasts = opt.context_autocasts(stmt)
+        autocasts = optimization.context_autocasts(stmt)
         if autocasts:
             self._autocast(stmt, autocasts)
             for inner in stmt.body.body:
@@ -396,7 +453,7 @@ class Recogniser:
                 assigned |= names_stored(inner)
             return
         if mc and mc[1] == "backward":
-            loss = opt.scaled_loss(mc[0], ctx.scaler_names)
+            loss = optimization.scaled_loss(mc[0], ctx.scaler_names)
             step.loss_name = dotted(loss if loss is not None else mc[0])
             if expr.args:
                 ctx.add(
@@ -417,7 +474,7 @@ class Recogniser:
         if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
             step.step_schedulers.append(env.root(mc[0]))
             return
-        if mc and mc[1] in ("train", "eval") and env.root(mc[0]) == ctx.model_name:
+        if mc and mc[1] in ("train", "eval") and ctx.is_model(env.root(mc[0])):
             return
         if dev.is_cuda_housekeeping(expr):
             ctx.add(
@@ -533,7 +590,7 @@ class Recogniser:
         ctx.add(stmt, "MIG145", Severity.INFO, f"SummaryWriter call replaced by {code(logged.body[0].value.func)}(...)")
         return logged
 
-    def _autocast(self, stmt: cst.With, autocasts: list[opt.Autocast]) -> None:
+    def _autocast(self, stmt: cst.With, autocasts: list[optimization.Autocast]) -> None:
         chosen = autocasts[0].trainer_value()
         current = self.ctx.trainer_args.setdefault("precision", chosen)
         if code(current) != code(chosen):
@@ -543,7 +600,7 @@ class Recogniser:
         self.ctx.add(stmt, "MIG141", Severity.INFO, f"autocast replaced by Trainer(precision={code(chosen)})")
 
     def _clipping(self, stmt, expr, env: Env) -> bool:
-        found = opt.clipping(expr, self.ctx.model_name, env.root)
+        found = optimization.clipping(expr, self.ctx.model_name, env.root)
         if found is None or not expr_statement(stmt):
             return False
         value, algorithm = found
@@ -559,19 +616,19 @@ class Recogniser:
     def _accumulation(self, stmt: cst.If, step: StepPlan, block: Block, batch_len, assigned: set[str]) -> bool:
         """`loss = loss / k` ... `if (i + 1) % k == 0: optimizer.step(); optimizer.zero_grad()`."""
         ctx, env = self.ctx, block.env
-        interval = opt.accumulation_interval(stmt.test, step.index_name, step.index_start)
+        interval = optimization.accumulation_interval(stmt.test, step.index_name, step.index_start)
         if interval is None or stmt.orelse is not None or not step.loss_name:
             return False
         names = ctx.optimizer_names | ctx.scheduler_names | ctx.scaler_names
         body = list(stmt.body.body)
-        if not body or not all(opt.is_step_bookkeeping(s, names, ctx.model_name, env.root) for s in body):
+        if not body or not all(optimization.is_step_bookkeeping(s, names, ctx.model_name, env.root) for s in body):
             return False
         division = next(
             (
                 (i, found)
                 for i, item in enumerate(step.items)
                 if isinstance(item, cst.SimpleStatementLine)
-                and (found := opt.divided_loss(item))
+                and (found := optimization.divided_loss(item))
                 and found[0] == step.loss_name
                 and code(found[2]) == code(interval)
             ),
@@ -581,7 +638,7 @@ class Recogniser:
             return False  # undivided: the Trainer's accumulation would average, the original sums
         index, (name, dividend, divisor) = division
         full = unique_name(f"full_{name}", assigned | set(names_used(step.items[index:])))
-        step.items[index : index + 1] = opt.undivided(step.items[index], name, full, dividend, divisor)
+        step.items[index : index + 1] = optimization.undivided(step.items[index], name, full, dividend, divisor)
         step.loss_name = full
         ctx.trainer_args["accumulate_grad_batches"] = env.resolve(interval)
         ctx.add(stmt, "MIG143", Severity.INFO,
@@ -709,7 +766,9 @@ class Recogniser:
     def statement(self, stmt, block: Block) -> None:
         ctx, env = self.ctx, block.env
         stmt = self._writer_call(stmt)
-        autocasts = opt.context_autocasts(stmt)
+        if block.epoch and self._epoch_computation(stmt, block):
+            return
+        autocasts = optimization.context_autocasts(stmt)
         if autocasts is not None:
             if autocasts:
                 self._autocast(stmt, autocasts)
@@ -726,14 +785,20 @@ class Recogniser:
             return
         expr = expr_statement(stmt)
         mc = method_call(expr)
-        if mc and mc[1] in ("train", "eval") and env.root(mc[0]) == ctx.model_name:
+        if mc and mc[1] in ("train", "eval") and ctx.is_model(env.root(mc[0])):
             if mc[1] == "eval":
                 block.calls_eval = True
             return
-        if mc and mc[1] == "zero_grad" and env.root(mc[0]) in ctx.optimizer_names:
+        if mc and mc[1] == "zero_grad" and env.root(mc[0]) in ctx.optimizer_names and ctx.manual is None:
             ctx.add(stmt, "MIG144", Severity.INFO,
                     "zero_grad() outside the batch loop removed: the Trainer zeroes gradients after every optimizer step")
             return
+        if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names and ctx.manual is not None:
+            # manual optimization: the Trainer steps no scheduler; the epoch-end hook does
+            if not set(names_used(stmt)) & set(block.accs):
+                block.epoch_end.append(stmt)
+                ctx.add(stmt, "MIG122", Severity.INFO, "scheduler stepped in on_train_epoch_end (manual optimization)")
+                return
         if mc and mc[1] == "step" and env.root(mc[0]) in ctx.scheduler_names:
             ctx.scheduler_interval = ctx.scheduler_interval or "epoch"
             if expr.args:
@@ -819,6 +884,50 @@ class Recogniser:
             return
         ctx.review(stmt, "statement outside the batch loop")
         block.leftovers.append(stmt)
+
+    def _epoch_computation(self, stmt, block: Block) -> bool:
+        """A once-per-epoch computation around the batch loops: assignments under
+        `torch.no_grad()` (`samples = generator(torch.randn(...)); err = ...`), or an assignment
+        reading what one computed. It becomes code in on_train_epoch_end, which runs at the same
+        point of the epoch (after its training batches), so its random draws keep their order."""
+        ctx = self.ctx
+        if set(names_used(stmt)) & set(block.accs):
+            return False  # reads an evaluation's results: `metric_statement` reads them back
+        if no_grad_with(stmt):
+            inner = list(stmt.body.body)
+        elif set(names_used(stmt)) & set(block.computed):
+            inner = [stmt]
+        else:
+            return False
+        if not inner or not all(
+            isinstance(s, cst.SimpleStatementLine) and all(isinstance(x, (cst.Assign, cst.AnnAssign)) for x in s.body)
+            for s in inner
+        ):
+            return False
+        stored = names_stored(stmt)
+        in_order = [
+            name
+            for line in inner
+            for small_stmt in line.body
+            for target in (
+                [t.target for t in small_stmt.targets] if isinstance(small_stmt, cst.Assign) else [small_stmt.target]
+            )
+            for name in target_names(target)
+        ]
+        known = ctx.known | set(block.computed) | _BUILTINS
+        if stored & ctx.known or not set(free_names(stmt)) <= known:
+            return False  # updates the driver's state, or reads a batch loop's names
+        entry = EpochStatement(stmt, "train")
+        ctx.epoch_statements.append(entry)
+        for name in stored:
+            block.computed[name] = entry
+        ctx.add(
+            stmt,
+            "MIG121",
+            Severity.INFO,
+            f"once-per-epoch computation of {', '.join(dict.fromkeys(in_order))} moved to on_train_epoch_end",
+        )
+        return True
 
     def _local_definition(self, stmt, name: str, value: cst.BaseExpression, block: Block) -> bool:
         """A helper that builds its own loss or optimizer: `criterion = nn.L1Loss()`, `opt = cls(model.parameters())`."""
@@ -914,6 +1023,11 @@ class Recogniser:
                         )
                 if target is not None and target.label is None:
                     target.label = printing.label(text)
+                if target is None and name in block.computed:
+                    # a once-per-epoch value the print shows: logged in the hook that computes it
+                    entry = block.computed[name]
+                    if all(var != name for _, var in entry.logs):
+                        entry.logs.append((printing.label(text) or name, name))
 
     def _ratio_divisor(self, expr, acc: Accumulator, divisor, block: Block) -> str | None:
         """What a printed ratio divides by: `_divisor_kind`, or a name bound outside the loop
@@ -937,6 +1051,9 @@ class Recogniser:
             )
             return "dataset"
         return None
+
+
+_BUILTINS = set(dir(builtins))
 
 
 def _is_constant(expr: cst.BaseExpression) -> bool:

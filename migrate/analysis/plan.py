@@ -70,6 +70,20 @@ class EpochStatement:
     subst: dict[str, cst.BaseExpression] = field(default_factory=dict)
     metrics: dict[str, Accumulator] = field(default_factory=dict)
     state: list[str] = field(default_factory=list)
+    # (metric name, name the statement binds): logged with self.log after it, in the hook
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ManualOptimization:
+    """Several optimizers stepped in one train loop: training_step keeps the user's
+    `zero_grad`/`backward`/`step` calls (`backward` through `self.manual_backward`) with
+    `automatic_optimization = False`, so the updates run in the original's order."""
+
+    optimizers: list[str]  # driver names, in the order the loop first steps them
+    handles: dict[str, str]  # driver name -> the name the loop body calls it by
+    # the loop's optimization calls in order: ("zero_grad" | "step", optimizer) or ("backward", loss)
+    sequence: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +108,7 @@ class StepPlan:
     limit_batches: cst.BaseExpression | None = None
     called_eval: bool = False
     function: str | None = None
+    manual: ManualOptimization | None = None
 
 
 @dataclass
@@ -112,6 +127,7 @@ class OptimizerPlan:
     expr: cst.Call
     subst: dict[str, cst.BaseExpression]
     per_call: bool = False  # created inside a function called every epoch
+    model: str | None = None  # the network whose parameters it trains
 
 
 @dataclass
@@ -161,3 +177,7 @@ class ScriptPlan:
     # Driver objects the Trainer replaces (GradScaler, SummaryWriter, step counters): dropped unless still read.
     replaced_names: set[str] = field(default_factory=set)
     dropped_statements: set[int] = field(default_factory=set)  # ids of driver statements that go (writer.close())
+    # manual optimization: every optimizer (construction order) and the networks passed in
+    manual: ManualOptimization | None = None
+    optimizers: list[OptimizerPlan] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)

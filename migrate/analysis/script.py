@@ -9,7 +9,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from migrate.analysis import device as dev
-from migrate.analysis import optimization as opt
+from migrate.analysis import optimization
 from migrate.analysis import printing
 from migrate.analysis import tensorboard as tb
 from migrate.analysis.epoch import EpochStatement, metric_reads, updated_state
@@ -202,15 +202,18 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             and value.args
             and m.matches(value.args[0].value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
         ):
-            optimizer = OptimizerPlan(name=name, expr=value, subst={})
+            optimizer = OptimizerPlan(name=name, expr=value, subst={}, model=dotted(value.args[0].value.func.value))
             ctx.optimizer_names.add(name)
-            ctx.model_name = dotted(value.args[0].value.func.value)
+            ctx.optimizers[name] = optimizer
+            ctx.model_name = optimizer.model
             ctx.optimizer = optimizer
+    if len(ctx.optimizers) > 1:
+        ctx.model_names = {opt.model for opt in ctx.optimizers.values() if opt.model}
     for name, binding in bindings.items():
-        if opt.is_grad_scaler(binding.value):
+        if optimization.is_grad_scaler(binding.value):
             ctx.scaler_names.add(name)
-            enabled = opt.scaler_enabled(binding.value)
-            ctx.trainer_args["precision"] = opt.Autocast("16-mixed", enabled).trainer_value()
+            enabled = optimization.scaler_enabled(binding.value)
+            ctx.trainer_args["precision"] = optimization.Autocast("16-mixed", enabled).trainer_value()
             ctx.add(binding.statement, "MIG142", Severity.INFO,
                     "GradScaler removed: precision=\"16-mixed\" scales the loss in the Trainer")
     for name, binding in bindings.items():
@@ -230,8 +233,11 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             ctx.scheduler_names.add(name)
 
     # Model: from the optimizer, else the first argument of the train function call.
-    epoch_block = Block(env=Env(), stage="val")
+    epoch_block = Block(env=Env(), stage="val", epoch=True)
     steps: list[StepPlan] = []
+    ctx.known = set(bindings) | module_names
+    if isinstance(epochs_loop.target, cst.Name):
+        ctx.known.add(epochs_loop.target.value)
 
     def metric_statement(stmt: cst.BaseStatement) -> bool:
         reads = metric_reads(stmt, epoch_block.accs)
@@ -324,6 +330,24 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     if ctx.optimizer is not None and optimizer is None:
         optimizer = ctx.optimizer
 
+    # Several optimizers stepped in the train loop: manual optimization over the networks they train.
+    manual = next((s.manual for s in steps if s.stage == "train" and s.manual is not None), None)
+    models: list[str] = []
+    if manual is not None:
+        stepped = [opt for opt in ctx.optimizers.values() if opt.name in manual.optimizers]
+        models = list(dict.fromkeys(opt.model for opt in stepped))
+        train_step = next(s for s in steps if s.manual is manual)
+        ctx.model_name = _main_model(train_step, models)
+        ctx.model_names = set(models)
+        optimizer = ctx.optimizers[manual.optimizers[0]]
+        ctx.findings.append(_finding(
+            ctx,
+            train_step,
+            "MIG120",
+            f"optimizers {', '.join(manual.optimizers)} stepped in one train loop: converted to manual "
+            "optimization (automatic_optimization = False), in the same order",
+        ))
+
     # Model class and the attributes (losses) the steps use.
     model_class = None
     model_binding = bindings.get(ctx.model_name or "")
@@ -338,7 +362,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             if not isinstance(item, cst.CSTNode):
                 continue
         for name in _called_names(step):
-            if name in ctx.attributes or name == ctx.model_name:
+            if name in ctx.attributes or ctx.is_model(name):
                 continue
             binding = bindings.get(name)
             if binding is None or binding.value is None:
@@ -395,6 +419,9 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         epoch_metrics=dict(epoch_block.accs),
         removed_functions=ctx.used_functions,
         findings=ctx.findings,
+        manual=manual,
+        optimizers=list(ctx.optimizers.values()),
+        models=models,
         trainer_args=ctx.trainer_args,
         replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters,
         dropped_statements=dropped,
@@ -542,6 +569,27 @@ def _model_from_calls(loop: cst.For, functions, bindings) -> str | None:
             if isinstance(base, cst.Name) and base.value in subst:
                 return dotted(subst[base.value])
     return None
+
+
+def _main_model(step: StepPlan, models: list[str]) -> str:
+    """The network `forward` runs: a GAN's generator, whose output the step detaches
+    (`fake = generator(z)` ... `fake.detach()`); else the first one built."""
+    nodes = [item for item in step.items if isinstance(item, cst.CSTNode)]
+    outputs: dict[str, str] = {}
+    for assign in find(nodes, cst.Assign):
+        call = assign.value
+        if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+            continue
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name):
+            resolved = step.subst.get(call.func.value)
+            name = dotted(resolved) if resolved is not None else call.func.value
+            if name in models:
+                outputs[assign.targets[0].target.value] = name
+    for call in find(nodes, cst.Call, m.Call(func=m.Attribute(attr=m.Name("detach")))):
+        base = call.func.value
+        if isinstance(base, cst.Name) and base.value in outputs:
+            return outputs[base.value]
+    return models[0]
 
 
 def _called_names(step: StepPlan) -> list[str]:

@@ -72,7 +72,7 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
 
     lit, dm, tr = (unique_name(n, taken) for n in ("lit_model", "datamodule", "trainer"))
     module_params = builder.names.params
-    module_call = _call(f"{module_cls}Module", module_params, [plan.model_name])
+    module_call = _call(f"{module_cls}Module", module_params, [plan.model_name] if plan.manual is None else plan.models)
     data_call = _call(f"{data_cls}DataModule", data_params)
     epochs = plan.epochs
     if m.matches(epochs, m.BinaryOperation(left=m.Integer(), operator=m.Subtract(), right=m.Integer())):
@@ -105,6 +105,8 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     moved_names |= plan.replaced_names
     if plan.optimizer is not None:
         moved_names.add(plan.optimizer.name)
+    if plan.manual is not None:
+        moved_names.update(plan.manual.optimizers)
     if plan.scheduler is not None:
         moved_names.add(plan.scheduler.name)
     for name in moved_names:
@@ -238,12 +240,12 @@ def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: lis
     if plan.driver_kind == "module":
         rest = [s for s in original if s not in plan.driver_body]
         definitions = [s for s in original if _is_definition(s)]
-        executables = [s for s in driver if not _is_definition(s)]
-        stored = names_stored(executables)
-        conflict = any(_header_names(s) & stored for s in definitions)
         docstring = []
         if original and m.matches(original[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
             docstring = [original[0]]
+        executables = [s for s in driver if not _is_definition(s) and s not in docstring]
+        stored = names_stored(executables)
+        conflict = any(_header_names(s) & stored for s in definitions)
         if not conflict:
             kept_defs = [s for s in driver if _is_definition(s)]
             kept_defs = _drop_functions(kept_defs, removed, executables)
@@ -254,7 +256,7 @@ def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: lis
             )
             body = docstring + _with_import(kept_defs, import_stmts) + generated + [guard]
         else:
-            driver = _drop_functions(driver, removed, driver)
+            driver = [s for s in _drop_functions(driver, removed, driver) if s not in docstring]
             first_exec = next((i for i, s in enumerate(driver) if not _is_definition(s)), len(driver))
             body = docstring + _with_import(driver[:first_exec], import_stmts) + generated + driver[first_exec:]
         return module.with_changes(body=body + [s for s in rest if s not in docstring])

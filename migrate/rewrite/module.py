@@ -8,7 +8,7 @@ import textwrap
 import libcst as cst
 import libcst.matchers as m
 
-from migrate.analysis.nodes import code, free_names, names_stored, names_used
+from migrate.analysis.nodes import code, dotted, free_names, names_stored, names_used
 from migrate.analysis.plan import Accumulator, EpochStatement, LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.device import clean_statements
 from migrate.rewrite.names import _BUILTINS, ModuleNames, substitute
@@ -36,6 +36,21 @@ def _is_batch_count(expr: cst.BaseExpression, batch_len: cst.BaseExpression) -> 
         return True
     return m.matches(expr, m.Call(func=m.Attribute(attr=m.Name("size")), args=[m.Arg(m.Integer("0"))])) or \
         m.matches(expr, m.Subscript(value=m.Attribute(attr=m.Name("shape"))))
+
+
+class _ManualBackward(cst.CSTTransformer):
+    """`loss.backward(...)` -> `self.manual_backward(loss, ...)`: the backward of manual optimization."""
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if (
+            isinstance(updated.func, cst.Attribute)
+            and updated.func.attr.value == "backward"
+            and not (dotted(updated.func.value) or "").startswith("torch")
+        ):
+            loss = cst.Arg(updated.func.value)
+            args = [loss.with_changes(comma=cst.MaybeSentinel.DEFAULT), *updated.args] if updated.args else [loss]
+            return updated.with_changes(func=cst.parse_expression("self.manual_backward"), args=args)
+        return updated
 
 
 def log_call(item: LogItem, stage: str) -> str:
@@ -75,7 +90,14 @@ class ModuleBuilder:
         self.plan = plan
         self.prefix = prefix
         self.device_names = device_names
-        fixed = {plan.model_name: cst.parse_expression("self.model")}
+        self.manual = plan.manual
+        if self.manual is not None:
+            # several networks, each an attribute under its own name
+            fixed = {name: cst.parse_expression(f"self.{name}") for name in plan.models}
+            for index, name in enumerate(self.manual.optimizers):
+                fixed[name] = cst.parse_expression(f"self.optimizers()[{index}]")
+        else:
+            fixed = {plan.model_name: cst.parse_expression("self.model")}
         for name in plan.attributes:
             fixed[name] = cst.parse_expression(f"self.{name}")
         if plan.epoch_var:
@@ -86,7 +108,7 @@ class ModuleBuilder:
             fixed[name] = cst.parse_expression("self.device")
         for name in state_names(plan):
             fixed[name] = cst.parse_expression(f"self.{name}")
-        if plan.optimizer is not None:
+        if plan.optimizer is not None and self.manual is None:
             fixed[plan.optimizer.name] = cst.parse_expression("self.optimizers()")
         if plan.scheduler is not None:
             fixed[plan.scheduler.name] = cst.parse_expression("self.lr_schedulers()")
@@ -110,6 +132,9 @@ class ModuleBuilder:
     def step(self, step: StepPlan, names_taken: set[str]) -> str:
         body_nodes = [i for i in step.items if isinstance(i, cst.CSTNode)]
         local = names_stored(body_nodes) | set(_target_names(step.target))
+        manual = step.manual if step.stage == "train" else None
+        handles = [manual.handles[name] for name in manual.optimizers] if manual is not None else []
+        local |= set(handles)
         used = set(names_used(body_nodes)) | local
         if isinstance(step.target, cst.Name):
             batch_param, unpack = step.target.value, None
@@ -122,6 +147,8 @@ class ModuleBuilder:
             index_param = "batch_idx" if "batch_idx" not in used else "batch_index"
             index_line = f"{step.index_name} = {index_param} + {code(step.index_start)}" if step.index_name else None
         lines: list[str] = []
+        if handles:
+            lines.append(f"{', '.join(handles)} = self.optimizers()\n")
         if unpack:
             lines.append(unpack + "\n")
         if index_line:
@@ -132,6 +159,8 @@ class ModuleBuilder:
 
         def flush() -> None:
             for stmt in self._move(run, step.subst, local):
+                if manual is not None:
+                    stmt = stmt.visit(_ManualBackward())
                 text = code(stmt)
                 lines.append(text)
             run.clear()
@@ -154,7 +183,7 @@ class ModuleBuilder:
                     lines.append(REVIEW + "\n")
                 run.append(item)
         flush()
-        if step.stage == "train":
+        if step.stage == "train" and manual is None:
             lines.append(f"return {step.loss_name}\n")
         head = f"def {_HOOK[step.stage]}(self, {batch_param}, {index_param}):\n"
         return head + indent("".join(lines) or "pass\n", 1)
@@ -185,7 +214,10 @@ class ModuleBuilder:
             on_module = {name: self.names.fixed[name] for name in item.state if name in self.names.fixed}
             statement = substitute(item.statement, on_module)
             for stmt in self._move([statement], item.subst, set(item.metrics)):
-                body.append(code(stmt.with_changes(leading_lines=[])))
+                comments = [line for line in stmt.leading_lines if line.comment is not None]
+                body.append(code(stmt.with_changes(leading_lines=comments)))
+            for name, value in item.logs:
+                body.append(f"self.log({name!r}, {value})\n")
         guard = "if self.trainer.sanity_checking:\n    return\n" if reads and statements[0].stage == "val" else ""
         return guard + "".join(reads.values()) + "".join(body)
 
@@ -197,6 +229,8 @@ class ModuleBuilder:
 
     def configure_optimizers(self) -> str:
         plan = self.plan
+        if self.manual is not None:
+            return self._manual_optimizers()
         opt = plan.optimizer
         expr = opt.expr
         first = expr.args[0].with_changes(value=cst.parse_expression("self.parameters()"))
@@ -215,14 +249,41 @@ class ModuleBuilder:
             lines.append(f'return {{"optimizer": optimizer, "lr_scheduler": {{{config}}}}}\n')
         return "def configure_optimizers(self):\n" + indent("".join(lines), 1)
 
+    def _manual_optimizers(self) -> str:
+        """Each optimizer built as the script built it, returned in the order the loop steps them."""
+        plan, manual = self.plan, self.manual
+        local = {name: cst.Name(name) for name in manual.optimizers}
+        lines = [
+            f"{opt.name} = {code(self.move_expr(opt.expr, opt.subst, local))}\n"
+            for opt in plan.optimizers
+            if opt.name in manual.optimizers
+        ]
+        returned = f"[{', '.join(manual.optimizers)}]"
+        sched = plan.scheduler
+        if sched is None:
+            lines.append(f"return {returned}\n")
+        else:
+            sexpr = self.move_expr(sched.expr, {}, local)
+            lines.append(f"scheduler = {code(sexpr)}\n")
+            lines.append(f"return {returned}, [scheduler]\n")
+        return "def configure_optimizers(self):\n" + indent("".join(lines), 1)
+
+    def models(self) -> list[str]:
+        """The networks the module is given: `model`, or under their own names (manual optimization)."""
+        return list(self.plan.models) if self.manual is not None else ["model"]
+
     def init(self, attributes_code: list[str]) -> str:
         params = self.names.params
         objects = list(params.objects)
-        signature = ", ".join(["self", "model", *objects, *params.plain])
+        models = self.models()
+        signature = ", ".join(["self", *models, *objects, *params.plain])
         lines = ["super().__init__()\n"]
-        ignore = ["model", *objects]
+        ignore = [*models, *objects]
         lines.append(f"self.save_hyperparameters(ignore={ignore!r})\n")
-        lines.append("self.model = model\n")
+        if self.manual is not None:
+            lines.append("self.automatic_optimization = False\n")
+        for name in models:
+            lines.append(f"self.{name} = {name}\n")
         for name in objects:
             lines.append(f"self.{name} = {name}\n")
         lines.extend(attributes_code)
@@ -264,7 +325,8 @@ class ModuleBuilder:
             )
         configure = self.configure_optimizers()
         methods.append(self.init(attributes_code))
-        methods.append("def forward(self, *args, **kwargs):\n    return self.model(*args, **kwargs)\n")
+        forward = plan.model_name if self.manual is not None else "model"
+        methods.append(f"def forward(self, *args, **kwargs):\n    return self.{forward}(*args, **kwargs)\n")
         methods.extend(step_texts)
         methods.extend(hooks)
         methods.append(configure)
