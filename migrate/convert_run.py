@@ -129,6 +129,8 @@ def _status_line(job: Job, outcome: Outcome, options: ConvertOptions) -> str:
         return f"{job.name}: failed, nothing written"
     if status is Status.NO_TRAINING_LOOP:
         return f"{job.name}: no training loop found, nothing written"
+    if status is Status.UNCHANGED and any(f.code == "MIG303" for f in outcome.result.findings):
+        return f"{job.name}: training loop not converted (see MIG303), nothing written"
     if status is Status.UNCHANGED:
         return f"{job.name}: already converted, nothing to do"
     where = STDOUT if job.destination is None else str(job.destination)

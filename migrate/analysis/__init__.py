@@ -31,6 +31,7 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG203 | warning       | an autocast that differs from the training step's (one precision for all)|
 | MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |
 | MIG302 | not-converted | `loss.backward(...)` with arguments                                       |
+| MIG303 | not-converted | an epoch loop whose batch loop could not be read: the file left as it was |
 """
 
 from migrate.analysis.plan import ScriptPlan

@@ -177,6 +177,7 @@ class ScriptPlan:
     # Driver objects the Trainer replaces (GradScaler, SummaryWriter, step counters): dropped unless still read.
     replaced_names: set[str] = field(default_factory=set)
     dropped_statements: set[int] = field(default_factory=set)  # ids of driver statements that go (writer.close())
+    reviewed_statements: dict[int, str] = field(default_factory=dict)  # id of a driver statement -> its review marker
     # manual optimization: every optimizer (construction order) and the networks passed in
     manual: ManualOptimization | None = None
     optimizers: list[OptimizerPlan] = field(default_factory=list)

@@ -205,7 +205,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             optimizer = OptimizerPlan(name=name, expr=value, subst={}, model=dotted(value.args[0].value.func.value))
             ctx.optimizer_names.add(name)
             ctx.optimizers[name] = optimizer
-            ctx.model_name = optimizer.model
+            ctx.model_name = (optimizer.model or "").split(".")[0] or None  # `model.head.parameters()`: model
             ctx.optimizer = optimizer
     if len(ctx.optimizers) > 1:
         ctx.model_names = {opt.model for opt in ctx.optimizers.values() if opt.model}
@@ -273,9 +273,15 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     # After the loop: evaluations become trainer.test.
     after_tests: dict[int, StepPlan] = {}
     dropped: set[int] = set()
+    reviewed: dict[int, str] = {}
     loop_index = body.index(loop)
     for index in range(loop_index + 1, len(body)):
         stmt = body[index]
+        if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
+            reason = "a second training loop (another phase) runs as plain PyTorch after Trainer.fit"
+            ctx.review(stmt, reason)
+            reviewed[id(stmt)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
+            continue
         if tb.is_closing(stmt, ctx.writer_names):
             dropped.add(id(stmt))
             ctx.add(stmt, "MIG145", Severity.INFO, "SummaryWriter close/flush removed: the Trainer closes its loggers")
@@ -425,6 +431,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         trainer_args=ctx.trainer_args,
         replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters,
         dropped_statements=dropped,
+        reviewed_statements=reviewed,
     )
 
 

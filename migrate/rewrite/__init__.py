@@ -132,14 +132,19 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
             body.extend((-2, s) for s in reads)
         elif id(stmt) in plan.dropped_statements:
             continue
+        elif id(stmt) in plan.reviewed_statements:
+            marker = cst.EmptyLine(comment=cst.Comment(plan.reviewed_statements[id(stmt)]))
+            body.append((index, stmt.with_changes(leading_lines=[*stmt.leading_lines, marker])))
         else:
             if after_loop and on_module:
                 stmt = substitute(stmt, on_module)
             for cleaned in clean_statements([stmt], device_names, plan.model_name):
                 body.append((index, cleaned))
     # Drop the moved definitions unless the remaining code still reads them.
+    functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     while True:
-        used = set(names_used([s for i, s in body if i not in removable]))
+        remaining = [s for i, s in body if i not in removable]
+        used = set(names_used(remaining)) | _read_through_calls(remaining, functions)
         drop = {i for i in removable if not (removable[i] & used)}
         still = [(i, s) for i, s in body if i not in drop]
         if len(still) == len(body):
@@ -273,6 +278,23 @@ def _assemble(module: cst.Module, plan: ScriptPlan, driver: list, generated: lis
             new_body.append(stmt)
     new_body = _drop_functions(new_body, removed, new_body)
     return module.with_changes(body=_with_import(new_body, import_stmts))
+
+
+def _read_through_calls(stmts: list, functions: dict[str, cst.FunctionDef]) -> set[str]:
+    """Names the module-level functions these statements call (and those call) read: a helper
+    kept for code the converter left alone still needs the globals it uses."""
+    read: set[str] = set()
+    pending = [name for name in names_used(stmts) if name in functions]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        names = names_used(list(functions[name].body.body))
+        read.update(names)
+        pending.extend(n for n in names if n in functions)
+    return read
 
 
 def _drop_functions(stmts: list, removed: set[str], users: list) -> list:

@@ -233,8 +233,9 @@ class ModuleBuilder:
             return self._manual_optimizers()
         opt = plan.optimizer
         expr = opt.expr
-        first = expr.args[0].with_changes(value=cst.parse_expression("self.parameters()"))
-        expr = expr.with_changes(args=[first, *expr.args[1:]])
+        if opt.model == plan.model_name:  # a subset (`model.head.parameters()`) stays as written
+            first = expr.args[0].with_changes(value=cst.parse_expression("self.parameters()"))
+            expr = expr.with_changes(args=[first, *expr.args[1:]])
         expr = self.move_expr(expr, opt.subst)
         lines = [f"optimizer = {code(expr)}\n"]
         sched = plan.scheduler
