@@ -15,6 +15,16 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG109 | info          | optimizer re-created every epoch: state reset in on_train_epoch_start    |
 | MIG110 | info          | housekeeping (`gc.collect()`, `empty_cache()`) kept in an epoch-end hook   |
 | MIG111 | info          | epoch-level statement reading evaluation results moved to an epoch-end hook|
+| MIG130 | info          | `scheduler.step(metric)` (ReduceLROnPlateau): lr_scheduler config monitors |
+|        |               | the metric's logged name, stepped by the Trainer at each epoch's end       |
+| MIG131 | info          | lr read only to be printed dropped; LearningRateMonitor logs it            |
+| MIG132 | info          | hand-written lr change on param_groups kept in an epoch-end hook           |
+| MIG133 | info          | patience counter on an epoch metric replaced by EarlyStopping              |
+| MIG134 | info          | `torch.save(model.state_dict(), path)` on improvement -> ModelCheckpoint   |
+| MIG135 | warning       | ModelCheckpoint has no min_delta: its best can be a later epoch's          |
+| MIG136 | info          | reload of the saved best weights -> load_from_checkpoint(best_model_path)  |
+| MIG137 | info          | `break` out of the epoch loop -> `self.trainer.should_stop = True`         |
+| MIG138 | warning       | code after training reads the best-weights file the script no longer writes|
 | MIG201 | warning       | metric printed floored (`100 * correct // total`): logged as the exact mean|
 | MIG202 | warning       | `acc / n`, n bound outside the loop, logged as a mean over the samples   |
 | MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |

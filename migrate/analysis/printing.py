@@ -52,13 +52,26 @@ def _string_value(node: cst.CSTNode) -> str | None:
     return None
 
 
-def _fstring_pieces(node: cst.FormattedString) -> list[tuple[str, cst.BaseExpression]]:
+def _string_parts(node: cst.CSTNode) -> list[str | cst.BaseExpression] | None:
+    """The literal text and the formatted expressions of a string, in order; implicit
+    concatenation (`f"a={a} " f"b={b}"`) joins its pieces. None for anything but a string."""
+    if isinstance(node, cst.FormattedString):
+        return [part.value if isinstance(part, cst.FormattedStringText) else part.expression
+                for part in node.parts if isinstance(part, (cst.FormattedStringText, cst.FormattedStringExpression))]
+    if isinstance(node, cst.ConcatenatedString):
+        left, right = _string_parts(node.left), _string_parts(node.right)
+        return left + right if left is not None and right is not None else None
+    value = _string_value(node)
+    return [value] if value is not None else None
+
+
+def _fstring_pieces(node: cst.FormattedString | cst.ConcatenatedString) -> list[tuple[str, cst.BaseExpression]]:
     text, pieces = "", []
-    for part in node.parts:
-        if isinstance(part, cst.FormattedStringText):
-            text += part.value
-        elif isinstance(part, cst.FormattedStringExpression):
-            pieces.append((text, part.expression))
+    for part in _string_parts(node) or []:
+        if isinstance(part, str):
+            text += part
+        else:
+            pieces.append((text, part))
             text = ""
     return pieces
 
@@ -70,7 +83,9 @@ def _split(template: str, pattern: re.Pattern[str], values: list[cst.BaseExpress
 
 def pieces(expr: cst.BaseExpression) -> list[tuple[str, cst.BaseExpression]]:
     """The (preceding text, value) pairs a print call or formatted string shows."""
-    if isinstance(expr, cst.FormattedString):
+    if isinstance(expr, cst.FormattedString) or (
+        isinstance(expr, cst.ConcatenatedString) and _string_value(expr) is None and _string_parts(expr)
+    ):
         return _fstring_pieces(expr)
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Modulo):
         template = _string_value(expr.left)
