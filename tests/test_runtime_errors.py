@@ -78,9 +78,9 @@ def test_unknown_precision():
         Trainer(precision="8-bit")
 
 
-def test_several_devices_point_to_the_alternatives():
-    with pytest.raises(MisconfigurationException, match="devices=1"):
-        Trainer(accelerator="cpu", devices=2)
+def test_a_single_device_strategy_with_several_devices_points_to_ddp():
+    with pytest.raises(MisconfigurationException, match="strategy='ddp'.*or devices=1"):
+        Trainer(accelerator="cpu", devices=2, strategy="single_device")
 
 
 def test_unknown_trainer_argument_suggests_the_close_name():

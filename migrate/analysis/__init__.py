@@ -18,6 +18,16 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG120 | info          | several optimizers stepped in one train loop: manual optimization, same order|
 | MIG121 | info          | once-per-epoch computation (`with torch.no_grad(): ...`) moved to on_train_epoch_end|
 | MIG122 | info          | scheduler stepped in on_train_epoch_end (manual optimization steps none)   |
+| MIG130 | info          | `scheduler.step(metric)` (ReduceLROnPlateau): lr_scheduler config monitors |
+|        |               | the metric's logged name, stepped by the Trainer at each epoch's end       |
+| MIG131 | info          | lr read only to be printed dropped; LearningRateMonitor logs it            |
+| MIG132 | info          | hand-written lr change on param_groups kept in an epoch-end hook           |
+| MIG133 | info          | patience counter on an epoch metric replaced by EarlyStopping              |
+| MIG134 | info          | `torch.save(model.state_dict(), path)` on improvement -> ModelCheckpoint   |
+| MIG135 | warning       | ModelCheckpoint has no min_delta: its best can be a later epoch's          |
+| MIG136 | info          | reload of the saved best weights -> load_from_checkpoint(best_model_path)  |
+| MIG137 | info          | `break` out of the epoch loop -> `self.trainer.should_stop = True`         |
+| MIG138 | warning       | code after training reads the best-weights file the script no longer writes|
 | MIG140 | info          | clip_grad_norm_/clip_grad_value_ moved to Trainer(gradient_clip_val=...)  |
 | MIG141 | info          | autocast replaced by Trainer(precision=...)                              |
 | MIG142 | info          | GradScaler removed: precision="16-mixed" scales the loss                 |

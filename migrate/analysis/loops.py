@@ -82,6 +82,7 @@ class Context:
     optimizer: OptimizerPlan | None = None
     scheduler_interval: str | None = None
     scheduler_monitor: cst.BaseExpression | None = None
+    scheduler_step: cst.CSTNode | None = None  # the `scheduler.step(metric)` statement
     used_functions: set[str] = field(default_factory=set)
     epoch_statements: list[EpochStatement] = field(default_factory=list)
     scaler_names: set[str] = field(default_factory=set)
@@ -803,6 +804,7 @@ class Recogniser:
             ctx.scheduler_interval = ctx.scheduler_interval or "epoch"
             if expr.args:
                 ctx.scheduler_monitor = env.resolve(expr.args[0].value)
+                ctx.scheduler_step = stmt
             return
         if printing.is_print(expr):
             block.prints.append(expr)

@@ -72,6 +72,8 @@ class EpochStatement:
     state: list[str] = field(default_factory=list)
     # (metric name, name the statement binds): logged with self.log after it, in the hook
     logs: list[tuple[str, str]] = field(default_factory=list)
+    # once per training epoch, never in the sanity check (an lr change, an early `break`)
+    per_epoch: bool = False
 
 
 @dataclass
@@ -136,6 +138,26 @@ class SchedulerPlan:
     expr: cst.Call
     interval: str = "epoch"
     monitor: str | None = None
+    monitor_metric: Accumulator | None = None  # `scheduler.step(val_loss)`: the metric val_loss holds
+
+
+@dataclass
+class StoppingPlan:
+    """A hand-written patience counter and/or best-weights save on an epoch metric:
+    `EarlyStopping` and `ModelCheckpoint` callbacks instead (see analysis/stopping.py)."""
+
+    metric: Accumulator  # the monitored metric (logged by a step)
+    mode: str  # "min" or "max"
+    best: str  # the driver name holding the best value so far
+    min_delta: cst.BaseExpression | None = None
+    counter: str | None = None  # the driver name counting epochs without improvement
+    patience: cst.BaseExpression | None = None
+    save_path: cst.BaseExpression | None = None  # `torch.save(model.state_dict(), path)` on improvement
+    checkpoint_dir: str | None = None  # dirpath/filename for ModelCheckpoint when the path is a literal
+    checkpoint_name: str | None = None
+    path_name: str | None = None  # the driver name bound to the literal path
+    statements: list[cst.BaseStatement] = field(default_factory=list)  # the epoch-loop statements replaced
+    reload: cst.BaseStatement | None = None  # `model.load_state_dict(torch.load(path))` after the loop
 
 
 @dataclass
@@ -171,6 +193,8 @@ class ScriptPlan:
     epoch_reviews: list[cst.BaseStatement] = field(default_factory=list)
     epoch_statements: list[EpochStatement] = field(default_factory=list)
     epoch_metrics: dict[str, Accumulator] = field(default_factory=dict)  # epoch-loop name -> its metric
+    stopping: StoppingPlan | None = None
+    lr_monitor: bool = False  # an lr printed each epoch: LearningRateMonitor logs it
     removed_functions: set[str] = field(default_factory=set)
     findings: list = field(default_factory=list)
     trainer_args: dict[str, cst.BaseExpression] = field(default_factory=dict)  # beyond max_epochs/accelerator

@@ -52,11 +52,12 @@ def _string_value(node: cst.CSTNode) -> str | None:
     return None
 
 
-def _string_parts(node: cst.CSTNode) -> list | None:
-    """The parts of an f-string, or of adjacent literals joining one (`f"a={a} " f"b={b}"`),
-    with plain literals as text; None when a part is neither."""
+def _string_parts(node: cst.CSTNode) -> list[str | cst.BaseExpression] | None:
+    """The literal text and the formatted expressions of a string, in order; implicit
+    concatenation (`f"a={a} " f"b={b}"`) joins its pieces. None for anything but a string."""
     if isinstance(node, cst.FormattedString):
-        return list(node.parts)
+        return [part.value if isinstance(part, cst.FormattedStringText) else part.expression
+                for part in node.parts if isinstance(part, (cst.FormattedStringText, cst.FormattedStringExpression))]
     if isinstance(node, cst.ConcatenatedString):
         left, right = _string_parts(node.left), _string_parts(node.right)
         return left + right if left is not None and right is not None else None
@@ -69,10 +70,8 @@ def _fstring_pieces(node: cst.FormattedString | cst.ConcatenatedString) -> list[
     for part in _string_parts(node) or []:
         if isinstance(part, str):
             text += part
-        elif isinstance(part, cst.FormattedStringText):
-            text += part.value
-        elif isinstance(part, cst.FormattedStringExpression):
-            pieces.append((text, part.expression))
+        else:
+            pieces.append((text, part))
             text = ""
     return pieces
 

@@ -4,6 +4,7 @@ epoch loop and the roles of its names, and assembles the ScriptPlan."""
 from __future__ import annotations
 
 import ast
+import builtins
 
 import libcst as cst
 import libcst.matchers as m
@@ -12,6 +13,8 @@ from migrate.analysis import device as dev
 from migrate.analysis import optimization
 from migrate.analysis import printing
 from migrate.analysis import tensorboard as tb
+from migrate.analysis import epoch as epoch_rules
+from migrate.analysis import stopping
 from migrate.analysis.epoch import EpochStatement, metric_reads, updated_state
 from migrate.analysis.loops import (
     SCHEDULERS,
@@ -29,6 +32,9 @@ from migrate.analysis.loops import (
     no_grad_with,
 )
 from migrate.analysis.nodes import (
+    code,
+    free_names,
+    names_used,
     assign_parts,
     call_name,
     dotted,
@@ -42,6 +48,7 @@ from migrate.analysis.nodes import (
     target_names,
 )
 from migrate.analysis.plan import (
+    Accumulator,
     Attribute,
     Binding,
     LogItem,
@@ -49,11 +56,13 @@ from migrate.analysis.plan import (
     SchedulerPlan,
     ScriptPlan,
     StepPlan,
+    StoppingPlan,
 )
 from migrate.analysis.positions import Positions
 from migrate.analysis.step_budget import step_budget
 from migrate.findings import Severity
 
+_BUILTINS = set(dir(builtins))
 LIGHTNING_MODULES = ("runtime", "lightning", "lightning.pytorch", "pytorch_lightning")
 
 
@@ -239,13 +248,11 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     if isinstance(epochs_loop.target, cst.Name):
         ctx.known.add(epochs_loop.target.value)
 
-    def metric_statement(stmt: cst.BaseStatement) -> bool:
-        reads = metric_reads(stmt, epoch_block.accs)
-        if reads:
-            ctx.epoch_statements.append(_metric_statement(ctx, stmt, reads, steps + epoch_block.steps, bindings))
-        return bool(reads)
-
-    epoch_block.unrecognised = metric_statement
+    after_loop = body[body.index(loop) + 1 :]
+    epoch_var = epochs_loop.target.value if isinstance(epochs_loop.target, cst.Name) and budget is None else None
+    level = _EpochLevel(ctx, epoch_block, steps, bindings, list(loop.body.body), after_loop,
+                        module_names | ({epoch_var} if epoch_var else set()))
+    epoch_block.unrecognised = level
     if ctx.model_name is None:
         ctx.model_name = _model_from_calls(loop, functions, bindings)
 
@@ -269,6 +276,8 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     rec._labels(epoch_block)
     steps.extend(epoch_block.steps)
     ctx.epoch_statements.extend(EpochStatement(s, "train") for s in epoch_block.epoch_end)
+    level.place_lr_changes()
+    stopping_plan = level.stopping
 
     # After the loop: evaluations become trainer.test.
     after_tests: dict[int, StepPlan] = {}
@@ -286,6 +295,15 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             dropped.add(id(stmt))
             ctx.add(stmt, "MIG145", Severity.INFO, "SummaryWriter close/flush removed: the Trainer closes its loggers")
             continue
+        if stopping_plan is not None and stopping_plan.reload is None and stopping.reload_statement(
+            stmt, stopping_plan, ctx.model_name
+        ):
+            stopping_plan.reload = stmt
+            continue
+        if stopping_plan is not None and stopping.reads_path(stmt, stopping_plan):
+            ctx.add(stmt, "MIG138", Severity.WARNING,
+                    f"reads {code(stopping_plan.save_path)}, which the converted script no longer writes: "
+                    "the best weights are in the checkpoint at trainer.checkpoint_callback.best_model_path")
         call, alias = _user_call(stmt, functions)
         test_steps = None
         if call is not None and function_evaluates(functions[call.func.value]):
@@ -312,15 +330,12 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     span = ctx.span(loop)
     if budget is not None:
         epochs, start, epoch_var = cst.parse_expression("-1"), None, None
-        replaced = ctx.scaler_names
-        replaced.add(budget.iterator)
         ctx.add(loop, "MIG148", Severity.INFO,
                 f"step loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_steps=...).fit"
                 + (", evaluation every N steps by val_check_interval" if budget.eval_every is not None else ""))
     else:
         rng = epoch_range(loop)
         epochs, start = rng if rng else (cst.Integer("1"), None)
-        epoch_var = loop.target.value if isinstance(loop.target, cst.Name) else None
         ctx.add(
             loop,
             "MIG106",
@@ -333,6 +348,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         scheduler.interval = "step" if scheduler.name in intervals else "epoch"
         if ctx.scheduler_monitor is not None:
             scheduler.monitor = dotted(ctx.scheduler_monitor)
+            scheduler.monitor_metric = level.logged_metrics().get(scheduler.monitor or "")
     if ctx.optimizer is not None and optimizer is None:
         optimizer = ctx.optimizer
 
@@ -400,7 +416,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         )
 
     _legacy_wrappers(ctx, [*body, *(functions[name] for name in ctx.used_functions)])
-    return ScriptPlan(
+    plan = ScriptPlan(
         path=path,
         driver_kind=kind,
         driver_function=fn_name,
@@ -429,10 +445,182 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         optimizers=list(ctx.optimizers.values()),
         models=models,
         trainer_args=ctx.trainer_args,
-        replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters,
+        replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters | ({budget.iterator} if budget else set()),
         dropped_statements=dropped,
         reviewed_statements=reviewed,
+        stopping=stopping_plan,
+        lr_monitor=level.lr_monitor,
     )
+    name_metrics(plan)
+    _plan_findings(ctx, plan)
+    return plan
+
+
+def name_metrics(plan: ScriptPlan) -> None:
+    """Evaluation metrics that share a name with a training metric get the stage as a prefix."""
+    train_names = set()
+    for step in plan.steps:
+        if step.stage == "train":
+            train_names |= {i.final_name() for i in step.items if isinstance(i, LogItem)}
+    for step in [*plan.steps, *plan.after_loop_tests.values()]:
+        if step.stage == "train":
+            continue
+        for item in step.items:
+            if isinstance(item, LogItem) and item.final_name() in train_names:
+                item.name = f"{step.stage}_{item.final_name()}"
+
+
+def logged_name(plan: ScriptPlan, acc) -> str:
+    """The name an accumulator is logged under (once `name_metrics` ran)."""
+    for step in [*plan.steps, *plan.after_loop_tests.values()]:
+        for item in step.items:
+            if isinstance(item, LogItem) and item.accumulator is acc:
+                return item.final_name()
+    return acc.alias or acc.name
+
+
+def _plan_findings(ctx: Context, plan: ScriptPlan) -> None:
+    """Findings that name a logged metric: they need the final metric names."""
+    sched = plan.scheduler
+    if sched is not None and sched.monitor_metric is not None and ctx.scheduler_step is not None:
+        ctx.add(ctx.scheduler_step, "MIG130", Severity.INFO,
+                f"{sched.name}.step({sched.monitor}) replaced by configure_optimizers' lr_scheduler config "
+                f"with monitor={logged_name(plan, sched.monitor_metric)!r}: the Trainer steps it at each epoch's end")
+    stop = plan.stopping
+    if stop is None:
+        return
+    monitor = logged_name(plan, stop.metric)
+    first = stop.statements[0]
+    if stop.patience is not None:
+        delta = f", min_delta={code(stop.min_delta)}" if stop.min_delta is not None else ""
+        ctx.add(first, "MIG133", Severity.INFO,
+                f"patience counter {stop.counter} on {stop.metric.alias or stop.metric.name} replaced by "
+                f"EarlyStopping(monitor={monitor!r}, mode={stop.mode!r}, patience={code(stop.patience)}{delta}); "
+                f"{stop.best} after training is its best_score")
+    if stop.save_path is not None:
+        where = (f"{stop.checkpoint_dir}/{stop.checkpoint_name}.ckpt" if stop.checkpoint_name
+                 else "the logger's checkpoints directory")
+        ctx.add(first, "MIG134", Severity.INFO,
+                f"torch.save of the best weights to {code(stop.save_path)} replaced by ModelCheckpoint(monitor="
+                f"{monitor!r}, mode={stop.mode!r}, save_top_k=1), which writes a Lightning checkpoint to {where} "
+                "(trainer.checkpoint_callback.best_model_path)")
+        if stop.min_delta is not None:
+            ctx.add(first, "MIG135", Severity.WARNING,
+                    f"ModelCheckpoint counts any improvement of {monitor!r} as the new best; the original saved "
+                    f"only improvements by more than {code(stop.min_delta)}, so the best checkpoint can be a later "
+                    "epoch's")
+    if stop.reload is not None:
+        ctx.add(stop.reload, "MIG136", Severity.INFO,
+                f"reloading {code(stop.save_path)} after training replaced by load_from_checkpoint("
+                "trainer.checkpoint_callback.best_model_path), which loads the best weights into the model")
+
+
+class _EpochLevel:
+    """Statements in the epoch loop's body that no batch-loop recogniser took (`Block.unrecognised`):
+    early stopping and best-weights saving, learning-rate reads and changes, and statements that
+    read evaluation results (kept in an epoch-end hook)."""
+
+    def __init__(self, ctx: Context, block: Block, steps: list[StepPlan], bindings: dict[str, Binding],
+                 loop_body: list, after_loop: list, known: set[str]) -> None:
+        self.ctx, self.block, self.steps, self.bindings = ctx, block, steps, bindings
+        self.loop_body, self.after_loop, self.known = loop_body, after_loop, known
+        self.stopping: StoppingPlan | None = None
+        self.consumed: set[int] = set()
+        self.lr_changes: list[tuple[EpochStatement, bool]] = []
+        self.lr_monitor = False
+
+    def __call__(self, stmt: cst.BaseStatement) -> bool:
+        if id(stmt) in self.consumed:
+            return True
+        return self._stopping(stmt) or self._lr_print(stmt) or self._lr_change(stmt) or self._metric(stmt)
+
+    def _all_steps(self) -> list[StepPlan]:
+        return self.steps + self.block.steps
+
+    def logged_metrics(self) -> dict[str, Accumulator]:
+        logged = {id(item.accumulator) for step in self._all_steps() for item in step.items
+                  if isinstance(item, LogItem) and item.accumulator is not None}
+        return {name: acc for name, acc in self.block.accs.items() if id(acc) in logged}
+
+    def _others(self, *skip: cst.CSTNode) -> list:
+        return [s for s in self.loop_body if all(s is not t for t in skip)]
+
+    def _stopping(self, stmt) -> bool:
+        if self.stopping is not None or not isinstance(stmt, cst.If):
+            return False
+        index = next((i for i, s in enumerate(self.loop_body) if s is stmt), None)
+        if index is None:
+            return False
+        following = self.loop_body[index + 1] if index + 1 < len(self.loop_body) else None
+        found = stopping.recognise(stmt, following, self.logged_metrics(), self.bindings, self.ctx.model_name)
+        if found is None:
+            return False
+        plan, took_following = found
+        tracked = {plan.best, plan.counter} - {None}
+        if tracked & set(names_used(self._others(*plan.statements))):
+            return False  # something else in the epoch reads the best value or the counter
+        self.stopping = plan
+        if took_following:
+            self.consumed.add(id(following))
+        return True
+
+    def _lr_print(self, stmt) -> bool:
+        """`current_lr = optimizer.param_groups[0]["lr"]` read only to print it."""
+        ctx = self.ctx
+        one = simple_assign(stmt)
+        if not one or not epoch_rules.lr_read(one[1], ctx.optimizer_names, ctx.scheduler_names):
+            return False
+        name = one[0]
+        for other in self._others(stmt):
+            if name in names_used(other) and not printing.is_print(expr_statement(other)):
+                return False
+        if name in names_used(self.after_loop):
+            return False
+        self.lr_monitor = True
+        ctx.add(stmt, "MIG131", Severity.INFO,
+                f"{name}, the learning rate read to be printed, dropped: "
+                "LearningRateMonitor(logging_interval=\"epoch\") logs it to the logger at each epoch's start")
+        return True
+
+    def _lr_change(self, stmt) -> bool:
+        """`if (epoch + 1) % k == 0: for g in optimizer.param_groups: g["lr"] *= 0.5`."""
+        ctx = self.ctx
+        if not epoch_rules.changes_lr(stmt, ctx.optimizer_names) or metric_reads(stmt, self.block.accs):
+            return False
+        if any(name not in self.known and name not in self.bindings and name not in _BUILTINS
+               for name in free_names([stmt])):
+            return False
+        after_val = any(step.stage == "val" for step in self._all_steps())
+        item = EpochStatement(stmt, "train", per_epoch=True)
+        ctx.epoch_statements.append(item)
+        self.lr_changes.append((item, after_val))
+        return True
+
+    def place_lr_changes(self) -> None:
+        """An lr change made after validation goes to on_validation_epoch_end when statements after
+        it run there, so that the order of the epoch-end work stays the original's."""
+        statements = self.ctx.epoch_statements
+        for item, after_val in self.lr_changes:
+            position = next(i for i, e in enumerate(statements) if e is item)
+            if after_val and any(e.stage == "val" for e in statements[position + 1 :]):
+                item.stage = "val"
+            hook = "on_validation_epoch_end" if item.stage == "val" else "on_train_epoch_end"
+            self.ctx.add(item.statement, "MIG132", Severity.INFO,
+                         f"learning-rate change kept in {hook}, applied to self.optimizers().param_groups "
+                         "once per epoch as in the original")
+
+    def _metric(self, stmt) -> bool:
+        reads = metric_reads(stmt, self.block.accs)
+        if not reads:
+            return False
+        item = _metric_statement(self.ctx, stmt, reads, self._all_steps(), self.bindings)
+        if epoch_rules.loop_breaks(stmt):
+            item.per_epoch = True
+            self.ctx.add(stmt, "MIG137", Severity.INFO,
+                         f"`break` out of the epoch loop replaced by self.trainer.should_stop = True in the "
+                         f"{item.stage} epoch-end hook: training stops once this epoch ends")
+        self.ctx.epoch_statements.append(item)
+        return True
 
 
 def _evaluates(stmt: cst.CSTNode, functions: dict[str, cst.FunctionDef]) -> bool:

@@ -39,19 +39,42 @@ def _call(func: str, params: Parameters, leading: list[str] | None = None) -> st
     return f"{func}({', '.join(args)})"
 
 
-def _uniq_metric_names(plan: ScriptPlan) -> None:
-    from migrate.analysis.plan import LogItem
+def _callbacks(plan: ScriptPlan) -> list[str]:
+    """The Trainer's callbacks: what the original's early stopping, best-weights saving and
+    learning-rate printing become."""
+    found = []
+    stop = plan.stopping
+    if stop is not None:
+        monitor = metric_name(plan, stop.metric)
+        if stop.patience is not None:
+            args = [f"monitor={monitor!r}", f"mode={stop.mode!r}", f"patience={code(stop.patience)}"]
+            if stop.min_delta is not None:
+                args.append(f"min_delta={code(stop.min_delta)}")
+            found.append(f"EarlyStopping({', '.join(args)})")
+        if stop.save_path is not None:
+            args = [f"monitor={monitor!r}", f"mode={stop.mode!r}", "save_top_k=1"]
+            if stop.checkpoint_name is not None:
+                args = [f"dirpath={stop.checkpoint_dir!r}", f"filename={stop.checkpoint_name!r}", *args]
+            found.append(f"ModelCheckpoint({', '.join(args)})")
+    if plan.lr_monitor:
+        found.append('LearningRateMonitor(logging_interval="epoch")')
+    return found
 
-    train_names = set()
-    for step in plan.steps:
-        if step.stage == "train":
-            train_names |= {i.final_name() for i in step.items if isinstance(i, LogItem)}
-    for step in [*plan.steps, *plan.after_loop_tests.values()]:
-        if step.stage == "train":
-            continue
-        for item in step.items:
-            if isinstance(item, LogItem) and item.final_name() in train_names:
-                item.name = f"{step.stage}_{item.final_name()}"
+
+def _stopping_reads(plan: ScriptPlan, later: list, trainer: str) -> list:
+    """The best value and the counter, where the code after training reads them: from the callbacks."""
+    stop = plan.stopping
+    if stop is None:
+        return []
+    used = set(names_used(later)) if later else set()
+    reads = []
+    if stop.best in used:
+        source = (f"{trainer}.early_stopping_callback.best_score" if stop.patience is not None
+                  else f"{trainer}.checkpoint_callback.best_model_score")
+        reads.append(f"{stop.best} = {source}.item()\n")
+    if stop.counter is not None and stop.counter in used:
+        reads.append(f"{stop.counter} = {trainer}.early_stopping_callback.wait_count\n")
+    return [cst.parse_statement(text) for text in reads]
 
 
 def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> str:
@@ -60,7 +83,6 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     prefix = _prefix(plan)
     module_cls = unique_name(f"{prefix}Module", taken)[: -len("Module")]
     data_cls = unique_name(f"{prefix}DataModule", taken)[: -len("DataModule")]
-    _uniq_metric_names(plan)
     device_names = set(_device_names(plan))
 
     builder = ModuleBuilder(plan, module_cls, device_names)
@@ -89,6 +111,9 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
         for name, value in plan.trainer_args.items()
         if not (name == "log_every_n_steps" and train is not None and train.log_every is not None)
     ]
+    callbacks = _callbacks(plan)
+    if callbacks:
+        trainer_args.append(f"callbacks=[{', '.join(callbacks)}]")
     fit_src = (
         f"{lit} = {module_call}\n{dm} = {data_call}\n"
         f"{tr} = Trainer({', '.join(trainer_args)})\n{tr}.fit({lit}, datamodule={dm})\n"
@@ -103,6 +128,9 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     state = state_names(plan)
     moved_names = set(plan.attributes) | moved_loaders | device_names | set(state) | _availability_flags(plan)
     moved_names |= plan.replaced_names
+    replaced = _replaced_bindings(plan)
+    if plan.stopping is not None and plan.stopping.path_name and plan.stopping.checkpoint_name:
+        moved_names.add(plan.stopping.path_name)
     if plan.optimizer is not None:
         moved_names.add(plan.optimizer.name)
     if plan.manual is not None:
@@ -123,6 +151,11 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
             after_loop = True
             body.extend((-2, s) for s in fit_block)
             body.extend((-2, s) for s in _read_back(plan, later, f"{tr}.callback_metrics", ".item()"))
+            body.extend((-2, s) for s in _stopping_reads(plan, later, tr))
+        elif index in replaced:
+            continue
+        elif plan.stopping is not None and stmt is plan.stopping.reload:
+            body.append((-2, _reload(plan, stmt, lit, f"{module_cls}Module", module_params, tr, bool(state))))
         elif index in plan.after_loop_tests:
             step = plan.after_loop_tests[index]
             reads = _read_back(plan, later, "test_metrics", "", step)
@@ -158,18 +191,46 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     stand_ins = [
         cst.SimpleStatementLine([cst.Expr(cst.Name(name))], leading_lines=blank) for name in generated
     ]
-    assembled = _assemble(module, plan, new_driver, stand_ins, _imports(plan, target)).code
+    assembled = _assemble(module, plan, new_driver, stand_ins, _imports(plan, target, callbacks)).code
     for name, src in generated.items():
         assembled = assembled.replace(f"{name}\n", src, 1)
     return assembled
 
 
-def _imports(plan: ScriptPlan, target: str) -> str:
+def _imports(plan: ScriptPlan, target: str, callbacks: list[str]) -> str:
     package = PACKAGES.get(target, PACKAGES["runtime"])
     lines = f"from {package} import LightningDataModule, LightningModule, Trainer\n"
+    if callbacks:
+        lines += f"from {package}.callbacks import {', '.join(sorted(call.split('(', 1)[0] for call in callbacks))}\n"
     if "logger" in plan.trainer_args:
         lines += f"from {package}.loggers import {code(plan.trainer_args['logger'].func)}\n"
     return lines
+
+
+def _replaced_bindings(plan: ScriptPlan) -> set[int]:
+    """Driver statements that only set up what a callback now tracks (`best = float("inf")`,
+    `bad_epochs = 0`): they go even where later code reads the names, which then read the callback."""
+    stop = plan.stopping
+    if stop is None:
+        return set()
+    tracked = {stop.best, stop.counter} - {None}
+    indices = set()
+    for name in tracked:
+        binding = plan.bindings.get(name)
+        if binding is not None and binding.index >= 0 and names_stored(binding.statement) <= tracked:
+            indices.add(binding.index)
+    return indices
+
+
+def _reload(plan: ScriptPlan, stmt, lit: str, module_cls: str, params, trainer: str, has_state: bool):
+    """`model.load_state_dict(torch.load(path))` -> the module rebuilt from the best checkpoint, which
+    loads its weights into the same `model` object. Where the module also holds epoch-level state
+    that later code reads, the call does not rebind the module, so that state stays."""
+    args = [f"{trainer}.checkpoint_callback.best_model_path", f"model={plan.model_name}"]
+    args += [f"{name}={code(expr)}" for name, expr in params.objects.items()]
+    call = f"{module_cls}.load_from_checkpoint({', '.join(args)})"
+    text = f"{call}\n" if has_state else f"{lit} = {call}\n"
+    return cst.parse_statement(text).with_changes(leading_lines=stmt.leading_lines)
 
 
 def _placeholder(index: int) -> str:

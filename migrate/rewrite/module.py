@@ -214,11 +214,14 @@ class ModuleBuilder:
             on_module = {name: self.names.fixed[name] for name in item.state if name in self.names.fixed}
             statement = substitute(item.statement, on_module)
             for stmt in self._move([statement], item.subst, set(item.metrics)):
+                if item.per_epoch:
+                    stmt = stmt.visit(_StopInsteadOfBreak())
                 comments = [line for line in stmt.leading_lines if line.comment is not None]
                 body.append(code(stmt.with_changes(leading_lines=comments)))
             for name, value in item.logs:
                 body.append(f"self.log({name!r}, {value})\n")
-        guard = "if self.trainer.sanity_checking:\n    return\n" if reads and statements[0].stage == "val" else ""
+        once = reads or any(item.per_epoch for item in statements)
+        guard = "if self.trainer.sanity_checking:\n    return\n" if once and statements[0].stage == "val" else ""
         return guard + "".join(reads.values()) + "".join(body)
 
     def epoch_end(self, stage: str, body: str) -> str:
@@ -233,7 +236,10 @@ class ModuleBuilder:
             return self._manual_optimizers()
         opt = plan.optimizer
         expr = opt.expr
-        if opt.model == plan.model_name:  # a subset (`model.head.parameters()`) stays as written
+        owner = expr.args[0].value.func.value
+        if isinstance(owner, cst.Name) and owner.value in opt.subst:
+            owner = opt.subst[owner.value]
+        if dotted(owner) == plan.model_name:  # a subset (`model.head.parameters()`) stays as written
             first = expr.args[0].with_changes(value=cst.parse_expression("self.parameters()"))
             expr = expr.with_changes(args=[first, *expr.args[1:]])
         expr = self.move_expr(expr, opt.subst)
@@ -245,8 +251,11 @@ class ModuleBuilder:
             sexpr = self.move_expr(sched.expr, {}, {opt.name: cst.Name("optimizer")})
             lines.append(f"scheduler = {code(sexpr)}\n")
             config = f'"scheduler": scheduler, "interval": "{sched.interval}"'
-            if sched.monitor:
-                config += f', "monitor": {sched.monitor!r}'
+            monitor = sched.monitor
+            if sched.monitor_metric is not None and metric_logged(plan, sched.monitor_metric):
+                monitor = metric_name(plan, sched.monitor_metric)
+            if monitor:
+                config += f', "monitor": {monitor!r}'
             lines.append(f'return {{"optimizer": optimizer, "lr_scheduler": {{{config}}}}}\n')
         return "def configure_optimizers(self):\n" + indent("".join(lines), 1)
 
@@ -333,6 +342,22 @@ class ModuleBuilder:
         methods.append(configure)
         body = "\n".join(methods)
         return f"class {self.prefix}Module(LightningModule):\n" + indent(body, 1)
+
+
+class _StopInsteadOfBreak(cst.CSTTransformer):
+    """`break` out of the epoch loop, in an epoch-end hook: `self.trainer.should_stop = True`."""
+
+    def visit_For(self, node: cst.For) -> bool:
+        return False
+
+    def visit_While(self, node: cst.While) -> bool:
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def leave_Break(self, original: cst.Break, updated: cst.Break) -> cst.BaseSmallStatement:
+        return cst.parse_statement("self.trainer.should_stop = True\n").body[0]
 
 
 def _log_item(plan: ScriptPlan, acc: Accumulator) -> LogItem | None:
