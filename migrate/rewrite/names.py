@@ -8,73 +8,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from migrate.analysis.nodes import dotted, walk
-
-
-class Substitute(cst.CSTTransformer):
-    """Replaces loaded names (not attribute names, keywords or parameters) and `args.x` chains."""
-
-    def __init__(self, names: dict[str, cst.BaseExpression], attribute_fn=None) -> None:
-        self.names = names
-        self.attribute_fn = attribute_fn
-        self._skip: set[int] = set()
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        self._skip.add(id(node.attr))
-        return True
-
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        if node.keyword is not None:
-            self._skip.add(id(node.keyword))
-        return True
-
-    def visit_Param(self, node: cst.Param) -> bool:
-        self._skip.add(id(node.name))
-        return True
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self._skip.add(id(node.name))
-        return True
-
-    def leave_Attribute(
-        self, original: cst.Attribute, updated: cst.Attribute
-    ) -> cst.BaseExpression:
-        if self.attribute_fn is not None and isinstance(original.value, cst.Name):
-            replaced = self.attribute_fn(original.value.value, original.attr.value)
-            if replaced is not None:
-                return replaced
-        return updated
-
-    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
-        if id(original) in self._skip:
-            return updated
-        replacement = self.names.get(original.value)
-        return replacement if replacement is not None else updated
-
-
-def substitute(node, names: dict[str, cst.BaseExpression], attribute_fn=None):
-    if not _mentions(node, names, attribute_fn):
-        return node
-    return node.visit(Substitute(names, attribute_fn))
-
-
-def _mentions(node: cst.CSTNode, names: dict, attribute_fn) -> bool:
-    """A cheap read-only pass first: most statements have nothing to rename, and a libcst
-    transformer rebuilds every node it passes even then."""
-    if not names and attribute_fn is None:
-        return False
-    for sub in walk(node):
-        kind = type(sub)
-        if kind is cst.Name and sub.value in names:
-            return True
-        if (
-            attribute_fn is not None
-            and kind is cst.Attribute
-            and type(sub.value) is cst.Name
-            and attribute_fn(sub.value.value, sub.attr.value) is not None
-        ):
-            return True
-    return False
+from migrate.analysis.nodes import dotted
+from migrate.substitution import substitute  # noqa: F401  (re-exported for the rewrite)
 
 
 _BUILTINS = set(dir(builtins))
