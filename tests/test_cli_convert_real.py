@@ -74,14 +74,15 @@ def test_j_gives_the_same_files_and_report_as_one_process(tmp_path):
 
 
 def test_an_epoch_loop_whose_batch_loop_cannot_be_read_leaves_the_file_as_it_was(tmp_path):
-    """Truncated BPTT over `range(0, len(data) - 1, bptt)`: no training_step could be written, and
-    a LightningModule without one would not run, so nothing is written and MIG303 says why."""
-    script = tmp_path / "lm.py"
-    script.write_bytes((Path(__file__).parent / "convert_inputs" / "truncated_bptt_lm.py").read_bytes())
+    """Batches pulled by hand in a `while True:` inside the epoch loop: no training_step could be
+    written, and a LightningModule without one would not run, so nothing is written and MIG303
+    says why."""
+    script = tmp_path / "loop.py"
+    script.write_bytes((Path(__file__).parent / "convert_inputs" / "manual_iterator_loop.py").read_bytes())
 
     result = migrate_convert(script)
 
     assert result.exit_code == 0, result.output
     assert "MIG303" in result.output
     assert f"{script}: training loop not converted (see MIG303), nothing written" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.py"]

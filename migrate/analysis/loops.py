@@ -45,6 +45,7 @@ from migrate.analysis.plan import (
 )
 from migrate.analysis.positions import Positions
 from migrate.findings import Finding, Severity
+from migrate.substitution import substitute
 
 _TQDM = {"tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "auto.tqdm", "notebook.tqdm"}
 SCHEDULERS = {
@@ -237,6 +238,9 @@ class Block:
     count_names: set[str] = field(default_factory=set)
     bars: dict[str, cst.BaseExpression] = field(default_factory=dict)  # pbar = tqdm(loader)
     epoch_end: list[cst.BaseStatement] = field(default_factory=list)  # kept as they are, once per epoch
+    # `hidden = model.init_hidden(bsz)` before a batch loop that reads and rebinds `hidden`
+    carried: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    carried_from: dict[int, tuple[str, cst.BaseExpression]] = field(default_factory=dict)  # id(stmt) -> that
     # Tried on a statement nothing else recognised, before it is kept for review; True: handled.
     unrecognised: Callable[[cst.BaseStatement], bool] | None = None
     epoch: bool = False  # the epoch loop's own body
@@ -340,9 +344,24 @@ class Recogniser:
         self.ctx = ctx
 
     # --- a loop over a DataLoader --------------------------------------------------------------
+    def _runs_model(self, loop: cst.For, block: Block) -> bool:
+        """A loop whose body calls the model (and trains, in a training block): a batch loop."""
+        if block.stage == "train" and not has_backward(loop):
+            return False
+        return any(self.ctx.is_model(block.env.root(call.func)) for call in find(loop.body, cst.Call))
+
     def step_loop(self, loop: cst.For, block: Block, train: bool) -> StepPlan:
         ctx, env = self.ctx, block.env
         inner, enum, start, bar = unwrap_iter(loop.iter)
+        if call_name(inner) == "range":
+            # The positions become a loader of their own: one int per step, in the same order. Its
+            # own generator keeps the seed a DataLoader draws per pass off the global random stream.
+            template = cst.parse_expression(
+                "torch.utils.data.DataLoader(positions, batch_size=None, generator=torch.Generator())"
+            )
+            inner = template.with_changes(
+                args=[template.args[0].with_changes(value=substitute(inner, env.subst)), *template.args[1:]]
+            )
         if isinstance(inner, cst.Name) and inner.value in block.bars:
             inner, enum2, start2, _ = unwrap_iter(block.bars[inner.value])
             enum, start, bar = enum or enum2, start if start is not None else start2, True
@@ -386,8 +405,21 @@ class Recogniser:
         for stmt in loop.body.body:
             self._step_statement(stmt, step, block, batch_len, assigned)
             assigned |= names_stored(stmt) if not isinstance(stmt, cst.If) else set()
+        self._carry(step, block)
         return step
 
+    def _carry(self, step: StepPlan, block: Block) -> None:
+        """The step reads and rebinds `self.<state>` where the loop had a local name."""
+        carried = {name: value for name, value in block.carried.items() if name in names_used(step.items)}
+        if not carried:
+            return
+        prefix = "" if step.stage == "train" else f"{step.stage}_"
+        renamed = {name: cst.parse_expression(f"self.{prefix}{name}") for name in carried}
+        step.items = [
+            item if isinstance(item, LogItem) else _rename_stored(substitute(item, renamed), renamed)
+            for item in step.items
+        ]
+        step.carried = [(f"{prefix}{name}", substitute(value, block.env.subst)) for name, value in carried.items()]
     def _manual(self, loop: cst.For, env: Env) -> ManualOptimization | None:
         """Two or more of the driver's optimizers stepped in one loop body (a GAN's D and G
         steps): their `zero_grad`/`backward`/`step` calls in order, or None."""
@@ -507,20 +539,24 @@ class Recogniser:
         ):
             name = node.target.value
             if name not in assigned:
+                if m.matches(node.value, m.Integer("1")):
+                    block.accs.pop(name, None)
+                    block.sizes[name] = "batches"  # `n_batches += 1`: a divisor, not a metric
+                    return
                 acc = block.accs.setdefault(name, Accumulator(name))
                 if _is_count(node.value, block.count_names):
                     acc.is_count = True
                     return
                 value = strip_item(node.value)
-                unscaled = None
-                if (
-                    isinstance(value, cst.BinaryOperation)
-                    and isinstance(value.operator, cst.Multiply)
-                    and _is_count(value.right, block.count_names)
-                ):
-                    unscaled = value.left
+                unscaled, weight = None, batch_len
+                if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
+                    if _is_count(value.right, block.count_names):
+                        unscaled = value.left
+                    elif _is_count(value.left, block.count_names):  # `len(data) * loss`
+                        unscaled, weight = value.right, value.left
+                    acc.weighted = unscaled is not None
                 step.items.append(
-                    LogItem(value=value, accumulator=acc, batch_len=batch_len, unscaled=unscaled)
+                    LogItem(value=value, accumulator=acc, batch_len=weight, unscaled=unscaled)
                 )
                 ctx.add(
                     stmt, "MIG107", Severity.INFO, f"accumulation into {name} logged with self.log"
@@ -760,12 +796,26 @@ class Recogniser:
 
     # --- a block: a helper's body or the epoch loop's body ------------------------------------
     def block(self, stmts, block: Block) -> None:
+        block.carried_from.update(_carried_state(stmts))
         for stmt in stmts:
             self.statement(stmt, block)
         self._labels(block)
 
+    def _carried(self, stmt, block: Block) -> bool:
+        found = block.carried_from.get(id(stmt))
+        if found is None:
+            return False
+        name, value = found
+        block.carried[name] = value
+        self.ctx.add(stmt, "MIG149", Severity.INFO,
+                     f"{name}, carried from batch to batch, lives on the module and starts each epoch "
+                     "from this value (on_*_epoch_start)")
+        return True
+
     def statement(self, stmt, block: Block) -> None:
         ctx, env = self.ctx, block.env
+        if self._carried(stmt, block):
+            return
         stmt = self._writer_call(stmt)
         if block.epoch and self._epoch_computation(stmt, block):
             return
@@ -777,6 +827,10 @@ class Recogniser:
                 self.statement(inner, block)
             return
         if isinstance(stmt, cst.For):
+            if is_range_loop(stmt) and self._runs_model(stmt, block):
+                # `for i in range(0, data.size(0) - 1, bptt)`: chunks of one long sequence
+                block.steps.append(self.step_loop(stmt, block, has_backward(stmt)))
+                return
             if is_range_loop(stmt):
                 ctx.review(stmt, "nested range loop")
                 block.leftovers.append(stmt)
@@ -1115,3 +1169,44 @@ def _constant_test(test: cst.BaseExpression) -> bool | None:
         inner = _constant_test(test.expression)
         return None if inner is None else not inner
     return None
+
+
+def _carried_state(stmts: list[cst.BaseStatement]) -> dict[int, tuple[str, cst.BaseExpression]]:
+    """`hidden = model.init_hidden(bsz)` followed by a loop that reads `hidden` and binds it again:
+    the statement's id -> (name, initial value)."""
+    found = {}
+    for index, stmt in enumerate(stmts):
+        one = simple_assign(stmt)
+        if one is None or not isinstance(one[1], cst.Call) or call_name(one[1]) in _TQDM or _is_meter(one[1]):
+            continue  # running totals start from literals; state comes from a call (`init_hidden`)
+        name = one[0]
+        for later in stmts[index + 1 :]:
+            loops = [later] if isinstance(later, cst.For) else find(later, cst.For)
+            if loops:
+                if name in names_used(loops[0].body) and name in names_stored(loops[0].body):
+                    found[id(stmt)] = one
+                break
+    return found
+
+
+class _StoreRenamer(cst.CSTTransformer):
+    """Assignment targets too: `output, hidden = model(data, hidden)` -> `output, self.hidden = ...`."""
+
+    def __init__(self, renamed: dict[str, cst.BaseExpression]) -> None:
+        self.renamed = renamed
+
+    def leave_AssignTarget(self, original: cst.AssignTarget, updated: cst.AssignTarget) -> cst.AssignTarget:
+        return updated.with_changes(target=self._target(updated.target))
+
+    def _target(self, target):
+        if isinstance(target, cst.Name) and target.value in self.renamed:
+            return self.renamed[target.value]
+        if isinstance(target, (cst.Tuple, cst.List)):
+            return target.with_changes(
+                elements=[el.with_changes(value=self._target(el.value)) for el in target.elements]
+            )
+        return target
+
+
+def _rename_stored(stmt: cst.BaseStatement, renamed: dict[str, cst.BaseExpression]) -> cst.BaseStatement:
+    return stmt.visit(_StoreRenamer(renamed))

@@ -30,6 +30,7 @@ class Accumulator:
     scale: cst.BaseExpression | None = None
     floored: bool = False  # printed as `correct // total`: the logged mean is the exact ratio
     prog_bar: bool = False  # shown on a tqdm bar's postfix
+    weighted: bool = False  # `total += n * value`: a mean weighted by n, whatever the final divisor
 
 
 @dataclass
@@ -111,6 +112,8 @@ class StepPlan:
     called_eval: bool = False
     function: str | None = None
     manual: ManualOptimization | None = None
+    # state carried from batch to batch (an RNN's hidden state): (attribute, its per-epoch start value)
+    carried: list[tuple[str, cst.BaseExpression]] = field(default_factory=list)
 
 
 @dataclass

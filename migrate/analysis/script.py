@@ -29,6 +29,7 @@ from migrate.analysis.loops import (
     function_training,
     has_backward,
     is_range_loop,
+    _carried_state,
     no_grad_with,
 )
 from migrate.analysis.nodes import (
@@ -256,6 +257,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     if ctx.model_name is None:
         ctx.model_name = _model_from_calls(loop, functions, bindings)
 
+    epoch_block.carried_from.update(_carried_state(list(epochs_loop.body.body)))
     for stmt in epochs_loop.body.body:
         call, alias = _user_call(stmt, functions)
         if call is not None:
@@ -747,6 +749,11 @@ def _call_steps(
             acc = block.accs[dotted(value.left)]
             if acc.final is None:
                 acc.final = _divisor_kind(value.right, block)
+            if acc.final is None and acc.weighted:
+                acc.final = "dataset"
+                ctx.add(fn, "MIG202", Severity.WARNING,
+                        f"{acc.name} / {code(value.right)} logged as the mean weighted by the batch sizes "
+                        f"it was summed with: check that {code(value.right)} is their total")
             returned.append(acc)
             continue
         returned.append(block.accs.get(dotted(value) or ""))

@@ -15,6 +15,7 @@ from migrate.rewrite.names import _BUILTINS, ModuleNames, substitute
 
 REVIEW = "# migrate: review"
 _HOOK = {"train": "training_step", "val": "validation_step", "test": "test_step"}
+_EPOCH_START = {"train": "on_train_epoch_start", "val": "on_validation_epoch_start", "test": "on_test_epoch_start"}
 _EPOCH_END = {"train": "on_train_epoch_end", "val": "on_validation_epoch_end", "test": "on_test_epoch_end"}
 
 
@@ -326,13 +327,17 @@ class ModuleBuilder:
                 bodies[s.stage] = bodies.get(s.stage, "") + self.reviewed(pending, s.subst)
         if epoch_reviews:
             bodies["train"] = bodies.get("train", "") + self.reviewed(epoch_reviews, {})
-        hooks = [self.epoch_end(stage, body) for stage, body in bodies.items()]
+        starts: dict[str, str] = {}
         if plan.optimizer is not None and plan.optimizer.per_call:
-            hooks.append(
-                "def on_train_epoch_start(self):\n"
-                "    # The original built a new optimizer in every epoch's call: start each epoch from fresh state.\n"
-                "    self.optimizers().optimizer.state.clear()\n"
+            starts["train"] = (
+                "# The original built a new optimizer in every epoch's call: start each epoch from fresh state.\n"
+                "self.optimizers().optimizer.state.clear()\n"
             )
+        for s in steps:
+            for attr, value in s.carried:
+                starts[s.stage] = starts.get(s.stage, "") + f"self.{attr} = {code(self.move_expr(value, s.subst))}\n"
+        hooks = [f"def {_EPOCH_START[stage]}(self):\n" + indent(body, 1) for stage, body in starts.items()]
+        hooks += [self.epoch_end(stage, body) for stage, body in bodies.items()]
         configure = self.configure_optimizers()
         methods.append(self.init(attributes_code))
         forward = plan.model_name if self.manual is not None else "model"
