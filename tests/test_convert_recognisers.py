@@ -228,3 +228,33 @@ def test_not_printed_ratio(text):
     from migrate.analysis.loops import _printed_ratio
 
     assert _printed_ratio(cst.parse_expression(text), _ratio_block()) is None
+
+
+WANDB_SCRIPT = """
+import torch
+import wandb
+from torch.utils.data import DataLoader, TensorDataset
+
+wandb.init(project="demo")
+loader = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+model = torch.nn.Linear(2, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(2):
+    for x, y in loader:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        wandb.log({"loss": loss.item()})
+wandb.finish()
+"""
+
+
+def test_wandb_calls_are_kept_where_they_ran_with_a_warning():
+    from migrate.convert import convert_code
+
+    result = convert_code(WANDB_SCRIPT, "w.py")
+
+    assert [f.line for f in result.findings if f.code == "MIG204"] == [16]
+    assert 'wandb.log({"loss": loss.item()})' in result.output.split("def training_step")[1].split("def ")[0]
+    assert 'wandb.init(project="demo")' in result.output and "wandb.finish()" in result.output

@@ -39,6 +39,7 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG201 | warning       | metric printed floored (`100 * correct // total`): logged as the exact mean|
 | MIG202 | warning       | `acc / n`, n bound outside the loop, logged as a mean over the samples   |
 | MIG203 | warning       | an autocast that differs from the training step's (one precision for all)|
+| MIG204 | warning       | a wandb call kept as it is (WandbLogger is Lightning's, not the runtime's) |
 | MIG301 | not-converted | statement kept as it was, marked `# migrate: review`                     |
 | MIG302 | not-converted | `loss.backward(...)` with arguments                                       |
 | MIG303 | not-converted | an epoch loop whose batch loop could not be read: the file left as it was |

@@ -620,6 +620,10 @@ class Recogniser:
     def _writer_call(self, stmt):
         """A SummaryWriter call, as the Lightning logging call that replaces it (else `stmt`)."""
         ctx = self.ctx
+        if (call_name(expr_statement(stmt)) or "").startswith("wandb."):
+            ctx.add(stmt, "MIG204", Severity.WARNING,
+                    "wandb call kept as it is, where the loop ran it; a WandbLogger "
+                    "(lightning.pytorch.loggers, with --target lightning) and self.log would be the Lightning way")
         logged = tb.logged(stmt, ctx.writer_names, ctx.step_counters)
         if logged is None:
             return stmt
