@@ -258,3 +258,49 @@ def test_wandb_calls_are_kept_where_they_ran_with_a_warning():
     assert [f.line for f in result.findings if f.code == "MIG204"] == [16]
     assert 'wandb.log({"loss": loss.item()})' in result.output.split("def training_step")[1].split("def ")[0]
     assert 'wandb.init(project="demo")' in result.output and "wandb.finish()" in result.output
+
+
+TWO_PHASES = """
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+loader = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+
+
+def train_one_epoch(optimizer):
+    for x, y in loader:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+optimizer = torch.optim.SGD(model[1].parameters(), lr=0.1)
+for epoch in range(2):
+    train_one_epoch(optimizer)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+for epoch in range(3):
+    train_one_epoch(optimizer){extra}
+"""
+
+
+def test_a_second_phase_with_the_same_work_folds_into_one_fit():
+    from migrate.convert import convert_code
+
+    result = convert_code(TWO_PHASES.format(extra=""), "p.py")
+
+    assert "MIG160" in {f.code for f in result.findings}
+    assert "max_epochs=5" in result.output
+    assert "if self.current_epoch == 2:" in result.output
+    assert "self.trainer.optimizers = [torch.optim.SGD(self.model.parameters(), lr=0.01)]" in result.output
+
+
+def test_a_second_loop_doing_other_work_is_kept_for_review():
+    from migrate.convert import convert_code
+
+    result = convert_code(TWO_PHASES.format(extra="\n    torch.save(model.state_dict(), \"m.pt\")"), "p.py")
+
+    assert "MIG160" not in {f.code for f in result.findings}
+    assert [f.line for f in result.findings if f.code == "MIG301"] == [21]
+    assert "# migrate: review (a second training loop" in result.output

@@ -36,6 +36,7 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG145 | info          | SummaryWriter -> TensorBoardLogger; add_scalar -> self.log               |
 | MIG146 | info          | a global step counter removed (the Trainer counts steps)                 |
 | MIG147 | info          | Variable(...) / DataParallel(...) unwrapped                              |
+| MIG160 | info          | a second training phase folded into the same fit (on_train_epoch_start)  |
 | MIG201 | warning       | metric printed floored (`100 * correct // total`): logged as the exact mean|
 | MIG202 | warning       | `acc / n`, n bound outside the loop, logged as a mean over the samples   |
 | MIG203 | warning       | an autocast that differs from the training step's (one precision for all)|

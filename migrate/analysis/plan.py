@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
@@ -205,6 +206,7 @@ class ScriptPlan:
     replaced_names: set[str] = field(default_factory=set)
     dropped_statements: set[int] = field(default_factory=set)  # ids of driver statements that go (writer.close())
     reviewed_statements: dict[int, str] = field(default_factory=dict)  # id of a driver statement -> its review marker
+    next_phase: Any = None  # phases.NextPhase: a second training phase folded into the fit
     # manual optimization: every optimizer (construction order) and the networks passed in
     manual: ManualOptimization | None = None
     optimizers: list[OptimizerPlan] = field(default_factory=list)

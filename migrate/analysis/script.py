@@ -59,6 +59,7 @@ from migrate.analysis.plan import (
     StepPlan,
     StoppingPlan,
 )
+from migrate.analysis.phases import next_phase
 from migrate.analysis.positions import Positions
 from migrate.analysis.step_budget import step_budget
 from migrate.findings import Severity
@@ -285,11 +286,15 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     after_tests: dict[int, StepPlan] = {}
     dropped: set[int] = set()
     reviewed: dict[int, str] = {}
+    second: tuple[int, cst.For] | None = None
     loop_index = body.index(loop)
     for index in range(loop_index + 1, len(body)):
         stmt = body[index]
+        if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions) and second is None:
+            second = (index, stmt)
+            continue
         if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
-            reason = "a second training loop (another phase) runs as plain PyTorch after Trainer.fit"
+            reason = "a further training loop (another phase) runs as plain PyTorch after Trainer.fit"
             ctx.review(stmt, reason)
             reviewed[id(stmt)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
             continue
@@ -345,6 +350,23 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             f"epoch loop at {path}:{span.line}-{span.end_line} replaced by Trainer(max_epochs=...).fit",
         )
 
+    phase = None
+    if second is not None:
+        index, second_loop = second
+        between = body[loop_index + 1 : index]
+        phase = next_phase(epochs_loop, epochs, between, second_loop, optimizer.name if optimizer else None)
+        if phase is None or budget is not None or any(id(s) in dropped or i in after_tests for i, s in enumerate(body) if s in between):
+            phase = None
+            reason = "a second training loop (another phase) runs as plain PyTorch after Trainer.fit"
+            ctx.review(second_loop, reason)
+            reviewed[id(second_loop)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
+        else:
+            epochs = phase.total_epochs
+            dropped.update(id(s) for s in phase.statements)
+            ctx.add(second_loop, "MIG160", Severity.INFO,
+                    f"second training phase folded into the same fit: from epoch {code(phase.starts_at)}, "
+                    "on_train_epoch_start runs its set-up" + (" and installs its optimizer" if phase.optimizer else ""))
+
     if scheduler is not None:
         intervals = {s for step in steps for s in step.step_schedulers}
         scheduler.interval = "step" if scheduler.name in intervals else "epoch"
@@ -397,13 +419,13 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
 
     for step in steps:
         what = {"train": "train loop", "val": "validation loop", "test": "test loop"}[step.stage]
-        code = {"train": "MIG101", "val": "MIG102", "test": "MIG103"}[step.stage]
+        finding_code = {"train": "MIG101", "val": "MIG102", "test": "MIG103"}[step.stage]
         hook = {"train": "training_step", "val": "validation_step", "test": "test_step"}[step.stage]
         ctx.findings.append(
             _finding(
                 ctx,
                 step,
-                code,
+                finding_code,
                 f"converted {what} at {path}:{step.span.line}-{step.span.end_line} to {hook}",
             )
         )
@@ -450,6 +472,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         replaced_names=ctx.scaler_names | ctx.writer_names | ctx.step_counters | ({budget.iterator} if budget else set()),
         dropped_statements=dropped,
         reviewed_statements=reviewed,
+        next_phase=phase,
         stopping=stopping_plan,
         lr_monitor=level.lr_monitor,
     )

@@ -231,6 +231,16 @@ class ModuleBuilder:
             body += "pass\n"
         return f"def {_EPOCH_END[stage]}(self):\n" + indent(body, 1)
 
+    def next_phase(self, phase) -> str:
+        """The second phase's set-up, when its first epoch starts; its optimizer replaces the first's."""
+        lines = [
+            code(stmt.with_changes(leading_lines=[line for line in stmt.leading_lines if line.comment is not None]))
+            for stmt in self._move(phase.setup, {}, set())
+        ]
+        if phase.optimizer is not None:
+            lines.append(f"self.trainer.optimizers = [{code(self.move_expr(phase.optimizer, {}))}]\n")
+        return f"if self.current_epoch == {code(phase.starts_at)}:\n" + indent("".join(lines) or "pass\n", 1)
+
     def configure_optimizers(self) -> str:
         plan = self.plan
         if self.manual is not None:
@@ -333,6 +343,8 @@ class ModuleBuilder:
                 "# The original built a new optimizer in every epoch's call: start each epoch from fresh state.\n"
                 "self.optimizers().optimizer.state.clear()\n"
             )
+        if plan.next_phase is not None:
+            starts["train"] = starts.get("train", "") + self.next_phase(plan.next_phase)
         for s in steps:
             for attr, value in s.carried:
                 starts[s.stage] = starts.get(s.stage, "") + f"self.{attr} = {code(self.move_expr(value, s.subst))}\n"
