@@ -1179,17 +1179,22 @@ def _carried_state(stmts: list[cst.BaseStatement]) -> dict[int, tuple[str, cst.B
     """`hidden = model.init_hidden(bsz)` followed by a loop that reads `hidden` and binds it again:
     the statement's id -> (name, initial value)."""
     found = {}
-    for index, stmt in enumerate(stmts):
+    next_loop: tuple[set[str], set[str]] | None = None  # (read, bound) in the first loop after a statement
+    for stmt in reversed(stmts):
         one = simple_assign(stmt)
-        if one is None or not isinstance(one[1], cst.Call) or call_name(one[1]) in _TQDM or _is_meter(one[1]):
-            continue  # running totals start from literals; state comes from a call (`init_hidden`)
-        name = one[0]
-        for later in stmts[index + 1 :]:
-            loops = [later] if isinstance(later, cst.For) else find(later, cst.For)
-            if loops:
-                if name in names_used(loops[0].body) and name in names_stored(loops[0].body):
-                    found[id(stmt)] = one
-                break
+        if (
+            one is not None
+            and next_loop is not None
+            and isinstance(one[1], cst.Call)  # running totals start from literals; state from a call
+            and call_name(one[1]) not in _TQDM
+            and not _is_meter(one[1])
+            and one[0] in next_loop[0]
+            and one[0] in next_loop[1]
+        ):
+            found[id(stmt)] = one
+        loops = [stmt] if isinstance(stmt, cst.For) else find(stmt, cst.For)
+        if loops:
+            next_loop = (set(names_used(loops[0].body)), names_stored(loops[0].body))
     return found
 
 

@@ -683,6 +683,8 @@ _LEGACY = {
 
 def _legacy_wrappers(ctx: Context, stmts: list[cst.CSTNode]) -> None:
     """Reports the wrappers the rewrite unwraps, once per statement."""
+    if not any((dotted(call.func) or "").split(".")[-1] in _LEGACY for call in find(stmts, cst.Call)):
+        return
     for line in find(stmts, cst.SimpleStatementLine):
         wrapped = {(dotted(call.func) or "").split(".")[-1] for call in find(line, cst.Call)} & set(_LEGACY)
         for name in sorted(wrapped):
