@@ -5,6 +5,7 @@ import sys as _sys
 
 from runtime.callbacks import Callback
 from runtime.datamodule import LightningDataModule
+from runtime.ddp import DDPStrategy
 from runtime.exceptions import MisconfigurationException
 from runtime.module import LightningModule
 from runtime.rank_zero import rank_zero_only
@@ -36,6 +37,7 @@ if not _log.handlers:
 
 __all__ = [
     "Callback",
+    "DDPStrategy",
     "LightningDataModule",
     "LightningModule",
     "MisconfigurationException",

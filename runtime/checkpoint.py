@@ -85,10 +85,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = None) -> dict[s
 
 # --- saving -------------------------------------------------------------------------------------------
 def save_trainer_checkpoint(trainer: Trainer, filepath: str | os.PathLike, weights_only: bool = False) -> None:
+    """Every rank builds the dict (its hooks run everywhere); rank 0 writes it; no rank goes on before it exists.
+
+    The RNG states saved are rank 0's, and every rank restores them. Ranks seeded alike that make
+    the same draws (dropout masks of equal shape, say) hold the same states, so a resume with the
+    same world size is exact. A rank whose draws differed from rank 0's (data-dependent sampling)
+    continues from rank 0's generators, so its random stream after the resume is not the one an
+    uninterrupted run would have drawn.
+    """
     checkpoint = dump_checkpoint(trainer, weights_only)
-    trainer.strategy.barrier("save_checkpoint")
     if trainer.is_global_zero:
         atomic_save(checkpoint, filepath)
+    trainer.strategy.barrier("save_checkpoint")
 
 
 def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, Any]:

@@ -243,6 +243,8 @@ class FitLoop:
             outputs, self._train_outputs = self._train_outputs, []
             trainer.lightning_module.training_epoch_end(outputs)
         _call_train_epoch_end(trainer)
+        # A stop requested on one rank (in user code) ends the run on all of them, at this epoch's end.
+        trainer.should_stop = trainer.strategy.reduce_boolean_decision(trainer.should_stop, all=False)
         trainer._finish_train_epoch_metrics(self.batches_that_stepped - 1)
         trainer._step_schedulers("epoch", plateau=True)
         self.epoch += 1
@@ -273,15 +275,19 @@ class FitLoop:
 
         if should_step:
             module.optimizer_step(self.epoch, batch_idx, optimizer, closure)
-        else:
+        elif trainer.strategy.no_sync_context is None:
             closure()
+        else:
+            # DDP: gradients of a window are averaged across ranks once, on the batch that steps.
+            with trainer.strategy.no_sync_context():
+                closure()
         return outputs[0], should_step
 
     def _manual_step(self, batch: Any, batch_idx: int, is_last: bool) -> tuple[Any, bool]:
         trainer = self.trainer
         steps_before = self.global_step
         with trainer.precision_plugin.forward_context():
-            outputs = trainer.lightning_module.training_step(batch, batch_idx)
+            outputs = trainer._step_owner.training_step(batch, batch_idx)
         if isinstance(outputs, torch.Tensor):
             outputs = {"loss": outputs.detach()}
         return outputs, self.global_step > steps_before

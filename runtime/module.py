@@ -194,6 +194,9 @@ class LightningModule(HyperparametersMixin, ModelHooks, DataHooks, CheckpointHoo
                 "manual_backward() is for manual optimization; set `self.automatic_optimization = False` in __init__, "
                 "or return the loss from training_step and let the Trainer call backward."
             )
+        arm_gradient_sync = trainer.strategy.before_manual_backward
+        if arm_gradient_sync is not None:
+            arm_gradient_sync(loss)
         trainer._run_backward(loss, *args, **kwargs)
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import inspect
 import math
 import os
@@ -23,6 +24,7 @@ from runtime.checkpoint import interrupted_message
 from runtime.data import count_batches, limit_batches, resolve_dataloaders, without_shuffle
 from runtime.datamodule import LightningDataModule
 from runtime.device_transfer import move_data_to_device
+from runtime.distributed_sampler import distribute_loader
 from runtime.exceptions import MisconfigurationException
 from runtime.hook_dispatch import HookDispatcher
 from runtime.legacy import translate_trainer_kwargs, warn_legacy
@@ -173,7 +175,7 @@ class Trainer:
 
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
-        self.optimizers: list[torch.optim.Optimizer] = []
+        self._optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self._lightning_optimizers: list[LightningOptimizer] = []
         self.train_dataloader: Any = None
@@ -201,9 +203,22 @@ class Trainer:
         self._legacy_training_epoch_end = False
         self._legacy_eval_hooks: dict[str, Any] = {}
         self._transfer_batch = self._transfer_general
+        # What `training_step` is called on: the module, or the DDP wrapper whose forward runs it.
+        self._step_owner: Any = None
         self.ckpt_path: str | None = None
 
     # --- public properties ----------------------------------------------------------------------------
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return self._optimizers
+
+    @optimizers.setter
+    def optimizers(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Assignable mid-fit, as in Lightning (a second training phase installs its own optimizer):
+        the next step uses the new ones."""
+        self._optimizers = list(optimizers)
+        self._lightning_optimizers = [LightningOptimizer(opt, self) for opt in self._optimizers]
+
     @property
     def current_epoch(self) -> int:
         return self.fit_loop.epoch
@@ -391,8 +406,13 @@ class Trainer:
              **loaders: Any) -> Any:
         model = self._attach(stage, model, datamodule)
         self.state_fn = stage
+        return self.strategy.launch(self, functools.partial(self._run_on_this_rank, stage, model, ckpt_path, loaders))
+
+    def _run_on_this_rank(self, stage: str, model: LightningModule, ckpt_path: str | None,
+                          loaders: dict[str, Any]) -> Any:
         self.should_stop = False
         self._failed = False
+        self.strategy.setup_environment()
         try:
             with torch.autograd.set_detect_anomaly(self._detect_anomaly) if self._detect_anomaly \
                     else contextlib.nullcontext():
@@ -407,6 +427,28 @@ class Trainer:
             raise
         finally:
             self._teardown(stage)
+
+    def _rank_zero_output(self, result: Any) -> dict[str, Any]:
+        """What a `ddp_spawn` worker hands back to the main process, which trained nothing itself."""
+        cpu = torch.device("cpu")
+        return {
+            "result": move_data_to_device(result, cpu),
+            "state_dict": move_data_to_device(self.lightning_module.state_dict(), cpu),
+            "loop": {name: getattr(self.fit_loop, name) for name in _LOOP_COUNTERS},
+            "metrics": move_data_to_device(
+                (self._callback_metrics, self._logged_metrics, self._progress_bar_metrics), cpu),
+            "checkpoint_callbacks": [callback.state_dict() for callback in self.checkpoint_callbacks],
+        }
+
+    def _take_rank_zero_output(self, output: dict[str, Any]) -> None:
+        """The trained weights, counters, metrics and best/last checkpoint paths, as if this process had trained."""
+        self.lightning_module.load_state_dict(output["state_dict"])
+        for name, value in output["loop"].items():
+            setattr(self.fit_loop, name, value)
+        self._callback_metrics, self._logged_metrics, self._progress_bar_metrics = output["metrics"]
+        for callback, state in zip(self.checkpoint_callbacks, output["checkpoint_callbacks"]):
+            callback.dirpath = state["dirpath"]
+            callback.load_state_dict(state)
 
     def _attach(self, stage: str, model: LightningModule | None, datamodule: Any) -> LightningModule:
         if model is None:
@@ -441,6 +483,7 @@ class Trainer:
         self._hooks.call("configure_model")
         self.strategy.model_to_device(model)
         self.precision_plugin.convert_module(model)
+        self._step_owner = self.strategy.wrap_for_training(model) if stage == "fit" else model
         self._transfer_batch = self._choose_transfer(model)
         if stage == "fit":
             self._configure_optimizers(model)
@@ -470,16 +513,21 @@ class Trainer:
 
     def _prepare_and_setup(self, stage: str, model: LightningModule) -> None:
         stage_name = {"validate": "validate", "test": "test", "predict": "predict"}.get(stage, "fit")
-        if self.is_global_zero:
-            if self.datamodule is not None:
-                self.datamodule.prepare_data()
-            model.prepare_data()
+        for owner in (self.datamodule, model):
+            if owner is not None and self._prepares_data_here(owner):
+                owner.prepare_data()
         self.strategy.barrier("prepare_data")
         if self.datamodule is not None:
             self.datamodule.setup(stage=stage_name)
         for callback in self.callbacks:
             callback.setup(self, model, stage_name)
         model.setup(stage=stage_name)
+
+    def _prepares_data_here(self, owner: Any) -> bool:
+        """Once per node (local rank 0) by default; once in all (global rank 0) with prepare_data_per_node=False."""
+        if getattr(owner, "prepare_data_per_node", True):
+            return self.local_rank == 0
+        return self.is_global_zero
 
     def _teardown(self, stage: str) -> None:
         stage_name = stage if stage in ("validate", "test", "predict") else "fit"
@@ -492,9 +540,11 @@ class Trainer:
             model.teardown(stage=stage_name)
         self._results = None
         self.training = False
+        self._step_owner = None
         if not self._failed:
             for logger in self.loggers:
                 logger.finalize("success")
+        self.strategy.teardown(failed=self._failed)
 
     def _on_exception(self, exception: BaseException) -> None:
         self._failed = True
@@ -515,7 +565,6 @@ class Trainer:
             )
         self.optimizers = optimizers
         self.lr_scheduler_configs = configs
-        self._lightning_optimizers = [LightningOptimizer(opt, self) for opt in optimizers]
 
     def _restore_checkpoint(self, stage: str, ckpt_path: str | None) -> None:
         if ckpt_path is None:
@@ -552,6 +601,7 @@ class Trainer:
                 f"trainer.{stage}() found no {kind} dataloader: pass dataloaders=..., a datamodule with "
                 f"{kind}_dataloader(), or define {kind}_dataloader() on the module."
             )
+        loaders = self._distribute(loaders, train=False)
         limits = [self._limit_eval(loader, kind) for loader in loaders]
         if kind == "val":
             self.val_dataloaders, self.num_val_batches = loaders, limits
@@ -567,7 +617,7 @@ class Trainer:
                 "trainer.predict() found no dataloader: pass dataloaders=..., a datamodule with "
                 "predict_dataloader(), or define predict_dataloader() on the module."
             )
-        self.predict_dataloaders = loaders
+        self.predict_dataloaders = loaders = self._distribute(loaders, train=False)
         self.num_predict_batches = [self._limit_eval(loader, "predict") for loader in loaders]
         return self.predict_loop.run(loaders, self.num_predict_batches, self._return_predictions)
 
@@ -589,6 +639,7 @@ class Trainer:
         loader = loaders[0]
         if self.overfit_batches:
             loader = without_shuffle(loader)
+        loader = self._distribute([loader], train=True)[0]
         self.train_dataloader = loader
         self.num_training_batches = limit_batches(count_batches(loader), self.limit_train_batches,
                                                   "limit_train_batches")
@@ -606,8 +657,17 @@ class Trainer:
         loaders = resolve_dataloaders("val", given, self.datamodule, model) if has_step else []
         if self.overfit_batches and has_step and not loaders:
             loaders = [self.train_dataloader]
+        loaders = self._distribute(loaders, train=False)
         self.val_dataloaders = loaders
         self.num_val_batches = [self._limit_eval(loader, "val") for loader in loaders]
+
+    def _distribute(self, loaders: list[Any], train: bool) -> list[Any]:
+        """Each rank reads its own share of every loader: train keeps its shuffle, evaluation reads in order."""
+        if not (self.use_distributed_sampler and self.strategy.is_distributed):
+            return loaders
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return [distribute_loader(loader, self.world_size, self.global_rank, None if train else False, seed)
+                for loader in loaders]
 
     def _limit_eval(self, loader: Any, kind: str) -> float:
         limit = {"val": self.limit_val_batches, "test": self.limit_test_batches,
@@ -672,7 +732,7 @@ class Trainer:
 
     def _training_step_loss(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor | None, Any]:
         with self.precision_plugin.forward_context():
-            output = self.lightning_module.training_step(batch, batch_idx)
+            output = self._step_owner.training_step(batch, batch_idx)
         if output is None:
             return None, None
         if isinstance(output, torch.Tensor):
@@ -834,6 +894,10 @@ class Trainer:
                 "trainer.save_checkpoint() needs a model: call it after trainer.fit(model) has started."
             )
         save_trainer_checkpoint(self, filepath, weights_only)
+
+
+# The fit loop's progress, handed from a `ddp_spawn` worker to the main process.
+_LOOP_COUNTERS = ("epoch", "global_step", "batches_that_stepped", "total_batch_idx")
 
 
 def _identity_transfer(batch: Any, dataloader_idx: int) -> Any:

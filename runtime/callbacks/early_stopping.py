@@ -98,6 +98,8 @@ class EarlyStopping(Callback):
         current = metrics[self.monitor]
         current = (current.detach() if isinstance(current, torch.Tensor) else torch.tensor(float(current))).squeeze()
         should_stop, reason = self._evaluate_stopping_criteria(current)
+        # Any rank that wants to stop stops them all: ranks that disagreed would run different loops.
+        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop:
             self.stopped_epoch = trainer.current_epoch

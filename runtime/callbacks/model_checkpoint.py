@@ -115,7 +115,8 @@ class ModelCheckpoint(Callback):
     # --- hooks ------------------------------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = default_checkpoint_dir(trainer)
+            # Rank 0's: another rank may number the logger's version directory after rank 0 created it.
+            self.dirpath = trainer.strategy.broadcast(default_checkpoint_dir(trainer))
         if stage == "fit" and trainer.is_global_zero and os.path.isdir(self.dirpath) and os.listdir(self.dirpath):
             rank_zero_warn(f"Checkpoint directory {self.dirpath} exists and is not empty.")
 
@@ -230,7 +231,8 @@ class ModelCheckpoint(Callback):
             rank_zero_warn(message)
             return
         current = _as_tensor(candidates[self.monitor])
-        if self.check_monitor_top_k(trainer, current):
+        # Saved on every rank or on none: a save is a collective, and a metric logged without sync_dist differs.
+        if trainer.strategy.reduce_boolean_decision(self.check_monitor_top_k(trainer, current)):
             self._update_best_and_save(current, trainer, candidates)
         elif self.verbose:
             rank_zero_info(f"Epoch {int(candidates['epoch'])}, global step {int(candidates['step'])}: "
@@ -241,7 +243,7 @@ class ModelCheckpoint(Callback):
         previous, self.best_model_path = self.best_model_path, filepath
         self._save_checkpoint(trainer, filepath)
         if self.save_top_k == 1 and previous and self._should_remove_checkpoint(trainer, previous, filepath):
-            self._remove_checkpoint(previous)
+            self._remove_checkpoint(trainer, previous)
 
     def _update_best_and_save(self, current: torch.Tensor, trainer: Any, candidates: dict[str, Any]) -> None:
         k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
@@ -269,7 +271,7 @@ class ModelCheckpoint(Callback):
             )
         self._save_checkpoint(trainer, filepath)
         if replaced and self._should_remove_checkpoint(trainer, replaced, filepath):
-            self._remove_checkpoint(replaced)
+            self._remove_checkpoint(trainer, replaced)
 
     def _save_last_checkpoint(self, trainer: Any, candidates: dict[str, Any]) -> None:
         if not self.save_last:
@@ -277,13 +279,13 @@ class ModelCheckpoint(Callback):
         filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
         if self._enable_version_counter:
             version = self.STARTING_VERSION
-            while os.path.exists(filepath) and filepath != self.last_model_path:
+            while _exists_on_rank_zero(trainer, filepath) and filepath != self.last_model_path:
                 filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST, ver=version)
                 version += 1
         previous, self.last_model_path = self.last_model_path, filepath
         self._save_checkpoint(trainer, filepath)
         if previous and self._should_remove_checkpoint(trainer, previous, filepath):
-            self._remove_checkpoint(previous)
+            self._remove_checkpoint(trainer, previous)
 
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         trainer.save_checkpoint(filepath, self.save_weights_only)
@@ -302,8 +304,9 @@ class ModelCheckpoint(Callback):
             return False
         return Path(self.dirpath).absolute() in previous_path.parents
 
-    def _remove_checkpoint(self, filepath: str) -> None:
-        if os.path.isfile(filepath):
+    def _remove_checkpoint(self, trainer: Any, filepath: str) -> None:
+        """Rank 0 wrote the file, so rank 0 removes it."""
+        if trainer.is_global_zero and os.path.isfile(filepath):
             os.remove(filepath)
 
     # --- file names ---------------------------------------------------------------------------------------
@@ -312,7 +315,7 @@ class ModelCheckpoint(Callback):
         filepath = self.format_checkpoint_name(candidates)
         if self._enable_version_counter:
             version = self.STARTING_VERSION
-            while os.path.exists(filepath) and filepath != replaced:
+            while _exists_on_rank_zero(trainer, filepath) and filepath != replaced:
                 filepath = self.format_checkpoint_name(candidates, ver=version)
                 version += 1
         return filepath
@@ -371,6 +374,11 @@ def _triggers(every_n_train_steps: int | None, every_n_epochs: int | None,
     if every_n_train_steps is None and every_n_epochs is None and train_time_interval is None:
         return 0, 1
     return every_n_train_steps or 0, every_n_epochs or 0
+
+
+def _exists_on_rank_zero(trainer: Any, path: str) -> bool:
+    """Every rank must pick the same file name; rank 0, which writes the files, may be ahead of the others."""
+    return trainer.strategy.broadcast(os.path.exists(path))
 
 
 def _as_tensor(value: Any) -> torch.Tensor:

@@ -17,7 +17,28 @@ from runtime.metrics import to_float
 
 
 class ProgressBar(Callback):
-    """Base for progress bars: the metrics they show."""
+    """Base for progress bars: the metrics they show, and whether this process shows any."""
+
+    _enabled = True
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def is_disabled(self) -> bool:
+        return not self.is_enabled
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """In a multi-process run one bar is enough: rank 0's."""
+        if not trainer.is_global_zero:
+            self.disable()
 
     def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
@@ -46,7 +67,7 @@ class TQDMProgressBar(ProgressBar):
 
     @property
     def is_enabled(self) -> bool:
-        return self.refresh_rate > 0
+        return self._enabled and self.refresh_rate > 0
 
     def _new_bar(self, desc: str, total: float | None, leave: bool, position_offset: int = 0) -> tqdm:
         return tqdm(

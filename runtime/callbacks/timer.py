@@ -116,7 +116,8 @@ class Timer(Callback):
         self._end_time[stage] = time.monotonic()
 
     def _check_time_remaining(self, trainer: Any) -> None:
-        should_stop = self.time_elapsed() >= self._duration
+        # Rank 0's clock decides for every rank, so they stop after the same batch.
+        should_stop = trainer.strategy.broadcast(self.time_elapsed() >= self._duration)
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop and self._verbose:
             elapsed = timedelta(seconds=int(self.time_elapsed("train")))
