@@ -333,3 +333,24 @@ def test_a_sampler_with_its_own_meaning_is_not_silently_replaced():
     for custom in (weighted, with_replacement):
         with pytest.raises(MisconfigurationException, match="use_distributed_sampler=False"):
             distribute_loader(custom, 2, 0, None, 0)
+
+
+def test_a_converted_fixture_trains_under_ddp_with_only_its_trainer_arguments_changed(tmp_path):
+    """The converter's output scales out as it is: `devices=2, strategy="ddp"` is the only edit
+    (plus a line that reports what each rank did)."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "quickstart_synthetic" / "expected.py"
+    source = fixture.read_text()
+    assert source.count('accelerator="auto"') == 1
+    script = tmp_path / "train.py"
+    report = '\nprint(f"rank {trainer.global_rank}/{trainer.world_size}: {trainer.global_step} steps", flush=True)\n'
+    script.write_text(source.replace('accelerator="auto"', 'accelerator="cpu", devices=2, strategy="ddp"') + report)
+    clean = {key: value for key, value in os.environ.items() if key not in _LAUNCHER_VARIABLES}
+
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S,
+                         cwd=tmp_path, env={**clean, "OMP_NUM_THREADS": "1", "RUNTIME_DIST_TIMEOUT": "60"})
+
+    assert_launch_ok(run)
+    reports = sorted(line for line in run.stdout.splitlines() if line.startswith("rank "))
+    assert [line.split(":")[0] for line in reports] == ["rank 0/2", "rank 1/2"]
+    assert len({line.split(": ")[1] for line in reports}) == 1  # both ranks took the same number of steps
+    assert (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").is_file()
