@@ -176,3 +176,110 @@ def test_ratio_over_an_outside_name_is_a_sample_mean_with_a_warning():
     assert "self.log('val_acc', (logits.argmax(dim=1) == y).sum() / len(val_batch[0]), batch_size=len(val_batch[0]))" in result.output
     assumed = [f for f in result.findings if f.code == "MIG202"]
     assert len(assumed) == 1 and assumed[0].severity is Severity.WARNING and "n_val" in assumed[0].message
+
+
+# --- hand-written trainer classes (pytorch-template style) -------------------------------------
+TRAINER_CLASS = '''import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Trainer:
+    def __init__(self, model, criterion, optimizer, loader, val_loader):
+        self.model = model
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.loader = loader
+        self.val_loader = val_loader
+        self.best = float("inf")
+
+    def train_epoch(self):
+        self.model.train()
+        total, n = 0.0, 0
+        for x, y in self.loader:
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(x)
+            n += len(x)
+        return dict(loss=total / n)
+
+    def evaluate(self):
+        self.model.eval()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for x, y in self.val_loader:
+                total += self.criterion(self.model(x), y).item() * len(x)
+                n += len(x)
+        return {"val_loss": total / n}
+
+    def fit(self, epochs):
+        for epoch in range(epochs):
+            metrics = self.train_epoch()
+            metrics.update(self.evaluate())
+            if metrics["val_loss"] < self.best:
+                self.best = metrics["val_loss"]
+            print(f"epoch {epoch}: loss={metrics['loss']:.4f} val_loss={metrics['val_loss']:.4f}")
+'''
+TRAINER_DRIVER = '''
+
+torch.manual_seed(0)
+data = TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
+loader = DataLoader(data, batch_size=8, shuffle=True)
+val_loader = DataLoader(data, batch_size=16)
+model = nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+Trainer(model, nn.MSELoss(), optimizer, loader, val_loader).fit(2)
+'''
+
+
+def test_trainer_class_fitted_without_a_name_takes_epochs_from_fit():
+    # `Cls(...).fit(2)`: the epoch count is fit()'s argument, the loss a constructor expression
+    result = convert_code(TRAINER_CLASS + TRAINER_DRIVER, "t.py")
+    out = result.output
+    assert result.status is Status.CONVERTED and "# migrate: review" not in out
+    assert "class Trainer:" not in out and "def train_epoch" not in out and "def fit" not in out
+    assert "from runtime import LightningDataModule, LightningModule, Trainer\n" in out
+    assert "Trainer(max_epochs=2, " in out and "self.criterion = nn.MSELoss()" in out
+    assert "self.log('loss', " in out and "self.log('val_loss', " in out
+    # state the class kept (`self.best`) is read in the loop: it lives on the module
+    assert "self.best = float(\"inf\")" in out and "if val_loss < self.best:" in out
+    codes = [f.code for f in result.findings]
+    assert codes.count("MIG152") == 2 and "MIG151" not in codes
+    mig150 = next(f for f in result.findings if f.code == "MIG150")
+    assert mig150.line == 6 and mig150.message.endswith("its fit() loop converted; class removed")
+    # findings point into the class: the train loop is train_epoch()'s
+    train = next(f for f in result.findings if f.code == "MIG101")
+    assert train.line == 18 and "t.py:18-24" in train.message
+    again = convert_code(out)
+    assert again.status is Status.UNCHANGED
+
+
+def test_trainer_class_still_used_is_kept_and_the_runtime_trainer_renamed():
+    source = TRAINER_CLASS + TRAINER_DRIVER + "print(Trainer.__name__)\n"
+    result = convert_code(source, "t.py")
+    out = result.output
+    assert "class Trainer:" in out and "print(Trainer.__name__)" in out
+    assert "import LightningDataModule, LightningModule, Trainer as LightningTrainer\n" in out
+    assert "trainer = LightningTrainer(max_epochs=2, " in out
+    assert next(f for f in result.findings if f.code == "MIG150").message.endswith("the class is kept: other code uses it")
+    compile(out, "t.py", "exec")
+
+
+def test_trainer_class_helper_method_becomes_a_function():
+    # fit() calls a method that runs no loop: it stays, as a function, reading the dict as it was then
+    source = (TRAINER_CLASS + TRAINER_DRIVER).replace(
+        "            metrics = self.train_epoch()\n", "            metrics = self.train_epoch()\n            self.show(metrics)\n"
+    ).replace("    def evaluate(self):", "    def show(self, metrics):\n        pass\n\n    def evaluate(self):")
+    out = convert_code(source, "t.py").output
+    assert "def show(metrics):" in out and "class Trainer" not in out
+    assert 'show({"loss": loss})' in out.split("def on_train_epoch_end(self):")[1].split("def ")[0]
+
+
+def test_trainer_class_the_reading_cannot_say_is_left_alone():
+    # a loop helper calling another method through self: not read as functions, and no crash
+    inner = (TRAINER_CLASS + TRAINER_DRIVER).replace(
+        "            total += loss.item() * len(x)\n", "            total += self.scale(loss.item()) * len(x)\n"
+    ).replace("    def evaluate(self):", "    def scale(self, v):\n        return v\n\n    def evaluate(self):")
+    assert convert_code(inner, "t.py").status is Status.NO_TRAINING_LOOP

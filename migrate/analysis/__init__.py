@@ -36,6 +36,9 @@ Finding codes used by the converter (stable; see migrate/findings.py for severit
 | MIG145 | info          | SummaryWriter -> TensorBoardLogger; add_scalar -> self.log               |
 | MIG146 | info          | a global step counter removed (the Trainer counts steps)                 |
 | MIG147 | info          | Variable(...) / DataParallel(...) unwrapped                              |
+| MIG150 | info          | hand-written trainer class: its fit() loop converted; class removed (or kept)|
+| MIG151 | info          | the trainer class's own state (`self.history`) dropped: nothing reads it   |
+| MIG152 | info          | a method's returned dict of metrics read key by key (one result per key)  |
 | MIG160 | info          | a second training phase folded into the same fit (on_train_epoch_start)  |
 | MIG201 | warning       | metric printed floored (`100 * correct // total`): logged as the exact mean|
 | MIG202 | warning       | `acc / n`, n bound outside the loop, logged as a mean over the samples   |

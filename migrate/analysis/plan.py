@@ -211,3 +211,5 @@ class ScriptPlan:
     manual: ManualOptimization | None = None
     optimizers: list[OptimizerPlan] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    # the script as analysed, when that is not the input itself (a trainer class read as functions)
+    module: cst.Module | None = None

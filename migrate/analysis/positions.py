@@ -25,6 +25,7 @@ class Positions:
     def __init__(self, module: cst.Module, source: str | None = None) -> None:
         self._module = module
         self._spans: dict[cst.CSTNode, Span] = {}
+        self._aliases: dict[cst.CSTNode, cst.CSTNode] = {}
         self._fallback: dict | None = None
         if source is None:
             return
@@ -36,13 +37,20 @@ class Positions:
             self._spans.clear()
 
     def alias(self, node: cst.CSTNode, original: cst.CSTNode) -> None:
-        """A node the analysis built in place of `original` is reported where `original` was."""
-        self._spans[node] = self.span(original)
+        """A node the analysis built in place of `original` is reported where `original` was.
+
+        Resolved when asked for: a reading that rebuilds a whole class aliases every node it
+        rebuilds, and findings name only a few of them."""
+        if node is not original:
+            self._aliases[node] = original
 
     def span(self, node: cst.CSTNode) -> Span:
         found = self._spans.get(node)
         if found is not None:
             return found
+        original = self._aliases.get(node)
+        if original is not None:
+            return self.span(original)
         if self._fallback is None:
             self._fallback = MetadataWrapper(self._module, unsafe_skip_copy=True).resolve(PositionProvider)
         pos = self._fallback.get(node)

@@ -15,6 +15,7 @@ from migrate.analysis import printing
 from migrate.analysis import tensorboard as tb
 from migrate.analysis import epoch as epoch_rules
 from migrate.analysis import stopping
+from migrate.analysis import trainer_class
 from migrate.analysis.epoch import EpochStatement, metric_reads, updated_state
 from migrate.analysis.loops import (
     SCHEDULERS,
@@ -108,15 +109,21 @@ def _trains(loop: cst.For, functions: dict[str, cst.FunctionDef]) -> bool:
     return False
 
 
-def find_driver(module: cst.Module, functions: dict[str, cst.FunctionDef]):
-    """(kind, function name, body statements, epoch loop) for the first loop that trains each epoch."""
-    candidates: list[tuple[str, str | None, list]] = [("module", None, list(module.body))]
+def driver_candidates(module: cst.Module) -> list[tuple[str, str | None, cst.CSTNode | None, list]]:
+    """(kind, function name, the node holding the body (None for the module), body statements)
+    for each place a driver can be: the module, each function, the `__main__` block."""
+    candidates: list[tuple[str, str | None, cst.CSTNode | None, list]] = [("module", None, None, list(module.body))]
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef):
-            candidates.append(("function", stmt.name.value, list(stmt.body.body)))
+            candidates.append(("function", stmt.name.value, stmt, list(stmt.body.body)))
         elif _is_main_guard(stmt):
-            candidates.append(("main_guard", None, list(stmt.body.body)))
-    for kind, name, body in candidates:
+            candidates.append(("main_guard", None, stmt, list(stmt.body.body)))
+    return candidates
+
+
+def find_driver(module: cst.Module, functions: dict[str, cst.FunctionDef]):
+    """(kind, function name, body statements, epoch loop) for the first loop that trains each epoch."""
+    for kind, name, _, body in driver_candidates(module):
         for stmt in body:
             if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
                 return kind, name, body, stmt
@@ -139,8 +146,15 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     positions = Positions(module, source)
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     found = find_driver(module, functions)
+    reading = None
     if found is None:
-        return None
+        # A hand-written trainer class: read as the functional script it stands for.
+        reading = trainer_class.read(module, driver_candidates(module), positions, path)
+        if reading is None:
+            return None
+        module = reading.module
+        functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+        found = reading.kind, reading.function, reading.body, reading.loop
     kind, fn_name, body, loop = found
     budget = None
     if isinstance(loop, cst.While):
@@ -150,6 +164,8 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
     # The loop as epochs: the `for` itself, or the epoch form of a step-budget `while`.
     epochs_loop = budget.as_epochs if budget else loop
     ctx = Context(path=path, positions=positions, functions=functions)
+    if reading is not None:
+        ctx.findings.extend(reading.findings)
     if budget is not None:
         positions.alias(epochs_loop, loop)
         positions.alias(epochs_loop.body.body[0], loop)
@@ -475,6 +491,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         next_phase=phase,
         stopping=stopping_plan,
         lr_monitor=level.lr_monitor,
+        module=module if reading is not None else None,
     )
     name_metrics(plan)
     _plan_findings(ctx, plan)

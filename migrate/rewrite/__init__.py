@@ -79,7 +79,11 @@ def _stopping_reads(plan: ScriptPlan, later: list, trainer: str) -> list:
 
 def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> str:
     """The converted script's text, before formatting."""
+    if plan.module is not None:
+        module = plan.module  # the script as analysed (a trainer class read as functions)
     taken = names_stored(list(module.body)) | set(names_used(list(module.body)))
+    # The runtime's Trainer under another name where the script binds `Trainer` itself.
+    trainer_cls = unique_name("LightningTrainer", taken) if "Trainer" in plan.module_names else "Trainer"
     prefix = _prefix(plan)
     module_cls = unique_name(f"{prefix}Module", taken)[: -len("Module")]
     data_cls = unique_name(f"{prefix}DataModule", taken)[: -len("DataModule")]
@@ -116,7 +120,7 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
         trainer_args.append(f"callbacks=[{', '.join(callbacks)}]")
     fit_src = (
         f"{lit} = {module_call}\n{dm} = {data_call}\n"
-        f"{tr} = Trainer({', '.join(trainer_args)})\n{tr}.fit({lit}, datamodule={dm})\n"
+        f"{tr} = {trainer_cls}({', '.join(trainer_args)})\n{tr}.fit({lit}, datamodule={dm})\n"
     )
     fit_block = list(cst.parse_module(fit_src).body)
     loop_comments = plan.epoch_loop.leading_lines
@@ -191,15 +195,16 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     stand_ins = [
         cst.SimpleStatementLine([cst.Expr(cst.Name(name))], leading_lines=blank) for name in generated
     ]
-    assembled = _assemble(module, plan, new_driver, stand_ins, _imports(plan, target, callbacks)).code
+    assembled = _assemble(module, plan, new_driver, stand_ins, _imports(plan, target, callbacks, trainer_cls)).code
     for name, src in generated.items():
         assembled = assembled.replace(f"{name}\n", src, 1)
     return assembled
 
 
-def _imports(plan: ScriptPlan, target: str, callbacks: list[str]) -> str:
+def _imports(plan: ScriptPlan, target: str, callbacks: list[str], trainer_cls: str = "Trainer") -> str:
     package = PACKAGES.get(target, PACKAGES["runtime"])
-    lines = f"from {package} import LightningDataModule, LightningModule, Trainer\n"
+    trainer = "Trainer" if trainer_cls == "Trainer" else f"Trainer as {trainer_cls}"
+    lines = f"from {package} import LightningDataModule, LightningModule, {trainer}\n"
     if callbacks:
         lines += f"from {package}.callbacks import {', '.join(sorted(call.split('(', 1)[0] for call in callbacks))}\n"
     if "logger" in plan.trainer_args:
