@@ -78,7 +78,7 @@ def test_an_epoch_loop_whose_batch_loop_cannot_be_read_leaves_the_file_as_it_was
     written, and a LightningModule without one would not run, so nothing is written and MIG303
     says why."""
     script = tmp_path / "loop.py"
-    script.write_bytes((Path(__file__).parent / "convert_inputs" / "manual_iterator_loop.py").read_bytes())
+    script.write_bytes((Path(__file__).parent / "data" / "manual_iterator_loop.py").read_bytes())
 
     result = migrate_convert(script)
 
