@@ -8,13 +8,15 @@ import libcst as cst
 from migrate.cst_walk import walk
 
 
-class Substitute(cst.CSTTransformer):
-    """Replaces loaded names (not attribute names, keywords or parameters) and `args.x` chains."""
+class NameLoads(cst.CSTTransformer):
+    """A transformer that knows which Name nodes load a variable: not attribute names, keywords,
+    parameters or the names functions are defined under (`is_load`)."""
 
-    def __init__(self, names: dict[str, cst.BaseExpression], attribute_fn=None) -> None:
-        self.names = names
-        self.attribute_fn = attribute_fn
+    def __init__(self) -> None:
         self._skip: set[int] = set()
+
+    def is_load(self, name: cst.Name) -> bool:
+        return id(name) not in self._skip
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         self._skip.add(id(node.attr))
@@ -33,6 +35,15 @@ class Substitute(cst.CSTTransformer):
         self._skip.add(id(node.name))
         return True
 
+
+class Substitute(NameLoads):
+    """Replaces loaded names and `args.x` chains."""
+
+    def __init__(self, names: dict[str, cst.BaseExpression], attribute_fn=None) -> None:
+        super().__init__()
+        self.names = names
+        self.attribute_fn = attribute_fn
+
     def leave_Attribute(
         self, original: cst.Attribute, updated: cst.Attribute
     ) -> cst.BaseExpression:
@@ -43,7 +54,7 @@ class Substitute(cst.CSTTransformer):
         return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
-        if id(original) in self._skip:
+        if not self.is_load(original):
             return updated
         replacement = self.names.get(original.value)
         return replacement if replacement is not None else updated

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
 from runtime.callbacks.callback import overrides
 from runtime.exceptions import MisconfigurationException
@@ -77,17 +77,32 @@ def without_shuffle(loader: DataLoader) -> DataLoader:
     """The same loader reading its dataset in order (used by `overfit_batches`)."""
     if not isinstance(loader, DataLoader) or isinstance(loader.sampler, SequentialSampler):
         return loader
+    return with_sampler(loader, SequentialSampler(loader.dataset))
+
+
+def with_sampler(loader: DataLoader, sampler: Sampler) -> DataLoader:
+    """The same loader, every setting kept, drawing its indices from `sampler`."""
+    workers = loader.num_workers
+    options: dict[str, Any] = {}
+    if workers > 0:
+        options["prefetch_factor"] = loader.prefetch_factor
+        options["persistent_workers"] = loader.persistent_workers
+    for name in ("pin_memory_device", "in_order"):
+        if hasattr(loader, name):
+            options[name] = getattr(loader, name)
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,
-        sampler=SequentialSampler(loader.dataset),
-        num_workers=loader.num_workers,
+        sampler=sampler,
+        num_workers=workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
         drop_last=loader.drop_last,
         timeout=loader.timeout,
         worker_init_fn=loader.worker_init_fn,
-        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        **options,
     )
 
 

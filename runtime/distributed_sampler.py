@@ -7,6 +7,7 @@ from typing import Any
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from runtime.data import with_sampler
 from runtime.exceptions import MisconfigurationException
 
 
@@ -28,7 +29,7 @@ def distribute_loader(loader: Any, num_replicas: int, rank: int, shuffle: bool |
     if shuffle is None:
         shuffle = isinstance(loader.sampler, RandomSampler)
     sampler = DistributedSampler(loader.dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-    return _rebuilt(loader, sampler)
+    return with_sampler(loader, sampler)
 
 
 def _check_rebuildable(loader: DataLoader) -> None:
@@ -51,28 +52,3 @@ def _check_rebuildable(loader: DataLoader) -> None:
         raise MisconfigurationException(
             f"The loader's sampler {type(sampler).__name__} cannot be split across ranks. {fix}"
         )
-
-
-def _rebuilt(loader: DataLoader, sampler: DistributedSampler) -> DataLoader:
-    workers = loader.num_workers
-    options: dict[str, Any] = {}
-    if workers > 0:
-        options["prefetch_factor"] = loader.prefetch_factor
-        options["persistent_workers"] = loader.persistent_workers
-    for name in ("pin_memory_device", "in_order"):
-        if hasattr(loader, name):
-            options[name] = getattr(loader, name)
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        generator=loader.generator,
-        **options,
-    )

@@ -69,6 +69,7 @@ from migrate.analysis.nodes import (
 )
 from migrate.analysis.positions import Positions
 from migrate.findings import Finding, Severity
+from migrate.substitution import NameLoads
 
 SELF = "self"
 _MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft"})
@@ -199,29 +200,12 @@ def read(
     return None
 
 
-class _Tracked(cst.CSTTransformer):
+class _Tracked(NameLoads):
     """A transformer that reports every node it rebuilds where the node it came from was."""
 
     def __init__(self, positions: Positions) -> None:
+        super().__init__()
         self.positions = positions
-        self._skip: set[int] = set()  # Name nodes that are not loads of a variable
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        self._skip.add(id(node.attr))
-        return True
-
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        if node.keyword is not None:
-            self._skip.add(id(node.keyword))
-        return True
-
-    def visit_Param(self, node: cst.Param) -> bool:
-        self._skip.add(id(node.name))
-        return True
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self._skip.add(id(node.name))
-        return True
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
@@ -266,7 +250,7 @@ class _Rename(_Tracked):
         return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
-        if id(original) in self._skip:
+        if not self.is_load(original):
             return updated
         found = self.names.get(original.value)
         return found.deep_clone() if found is not None else updated
@@ -318,7 +302,7 @@ class _ReadDicts(_Tracked):
         return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
-        if id(original) in self._skip or original.value not in self.dicts:
+        if not self.is_load(original) or original.value not in self.dicts:
             return updated
         return _display(self.dicts[original.value])
 
