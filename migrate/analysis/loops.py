@@ -1067,7 +1067,7 @@ class Recogniser:
                 target = None
                 if name in block.accs:
                     target = block.accs[name]
-                elif (ratio := _printed_ratio(value, block)) is not None:
+                elif (ratio := accumulator_ratio(value, block)) is not None:
                     target, divisor, scale, floored = ratio
                     if target.final is None:
                         target.final = self._ratio_divisor(expr, target, divisor, block)
@@ -1120,7 +1120,7 @@ def _is_constant(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, (cst.Integer, cst.Float))
 
 
-def _printed_ratio(value: cst.BaseExpression, block: Block):
+def accumulator_ratio(value: cst.BaseExpression, block: Block):
     """`acc / n`, `acc // n`, `K * acc / n`, `K * acc // n`, `acc * K / n`, `K * (acc / n)`:
     (accumulator, divisor, K or None, floored), for a constant K; None for anything else."""
     scale = None

@@ -31,6 +31,7 @@ from migrate.analysis.loops import (
     has_backward,
     is_range_loop,
     _carried_state,
+    accumulator_ratio,
     no_grad_with,
 )
 from migrate.analysis.nodes import (
@@ -783,19 +784,18 @@ def _call_steps(
     ctx.used_functions.add(fn.name.value)
     returned = []
     for value in block.returns:
-        if (
-            isinstance(value, cst.BinaryOperation)
-            and isinstance(value.operator, cst.Divide)
-            and dotted(value.left) in block.accs
-        ):
-            acc = block.accs[dotted(value.left)]
+        ratio = accumulator_ratio(value, block)  # `total / n`, `100. * correct / len(loader.dataset)`
+        if ratio is not None:
+            acc, divisor, scale, floored = ratio
             if acc.final is None:
-                acc.final = _divisor_kind(value.right, block)
+                acc.final = _divisor_kind(divisor, block)
+                if acc.final is not None and acc.kind == "sum":
+                    acc.scale, acc.floored = scale, floored
             if acc.final is None and acc.weighted:
                 acc.final = "dataset"
                 ctx.add(fn, "MIG202", Severity.WARNING,
-                        f"{acc.name} / {code(value.right)} logged as the mean weighted by the batch sizes "
-                        f"it was summed with: check that {code(value.right)} is their total")
+                        f"{acc.name} / {code(divisor)} logged as the mean weighted by the batch sizes "
+                        f"it was summed with: check that {code(divisor)} is their total")
             returned.append(acc)
             continue
         returned.append(block.accs.get(dotted(value) or ""))
