@@ -1192,7 +1192,7 @@ def _carried_state(stmts: list[cst.BaseStatement]) -> dict[int, tuple[str, cst.B
             and one[0] in next_loop[1]
         ):
             found[id(stmt)] = one
-        loops = [stmt] if isinstance(stmt, cst.For) else find(stmt, cst.For)
+        loops = [stmt] if isinstance(stmt, cst.For) else [] if isinstance(stmt, cst.SimpleStatementLine) else find(stmt, cst.For)
         if loops:
             next_loop = (set(names_used(loops[0].body)), names_stored(loops[0].body))
     return found

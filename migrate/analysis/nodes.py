@@ -198,6 +198,23 @@ def names_stored(nodes) -> set[str]:
     return _names(nodes).stored
 
 
+def all_names(nodes) -> set[str]:
+    """Every name written anywhere in `nodes`, nested functions and lambdas included: what a
+    check that nothing else mentions a name must look through."""
+    found: set[str] = set()
+    skip: set[int] = set()  # attribute names (`x.name`) and keywords (`f(name=...)`)
+    for root in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
+        for node in walk(root):
+            kind = type(node)
+            if kind is cst.Attribute:
+                skip.add(id(node.attr))
+            elif kind is cst.Arg and node.keyword is not None:
+                skip.add(id(node.keyword))
+            elif kind is cst.Name and id(node) not in skip:
+                found.add(node.value)
+    return found
+
+
 def free_names(nodes) -> list[str]:
     """Loaded names that the nodes do not bind themselves, first use first."""
     visitor = _names(nodes)

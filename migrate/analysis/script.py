@@ -250,8 +250,10 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             ctx.trainer_args["logger"] = tb.logger_for(binding.value)
             ctx.add(binding.statement, "MIG145", Severity.INFO,
                     "SummaryWriter replaced by Trainer(logger=TensorBoardLogger(...)) writing to the same directory")
-    ctx.step_counters = tb.step_counters(loop, ctx.writer_names) | _global_counters(epochs_loop, bindings)
-    if any(tb.logged(s, ctx.writer_names, set()) for s in find(loop.body, cst.SimpleStatementLine)):
+    ctx.step_counters = _global_counters(epochs_loop, bindings)
+    if ctx.writer_names:
+        ctx.step_counters |= tb.step_counters(loop, ctx.writer_names)
+    if ctx.writer_names and any(tb.logged(s, ctx.writer_names, set()) for s in find(loop.body, cst.SimpleStatementLine)):
         ctx.trainer_args.setdefault("log_every_n_steps", cst.Integer("1"))
     scheduler = None
     for name, binding in bindings.items():
@@ -456,7 +458,8 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             )
         )
 
-    _legacy_wrappers(ctx, [*body, *(functions[name] for name in ctx.used_functions)])
+    if source is None or any(name in source for name in _LEGACY):
+        _legacy_wrappers(ctx, [*body, *(functions[name] for name in ctx.used_functions)])
     plan = ScriptPlan(
         path=path,
         driver_kind=kind,
@@ -701,8 +704,6 @@ _LEGACY = {
 
 def _legacy_wrappers(ctx: Context, stmts: list[cst.CSTNode]) -> None:
     """Reports the wrappers the rewrite unwraps, once per statement."""
-    if not any((dotted(call.func) or "").split(".")[-1] in _LEGACY for call in find(stmts, cst.Call)):
-        return
     for line in find(stmts, cst.SimpleStatementLine):
         wrapped = {(dotted(call.func) or "").split(".")[-1] for call in find(line, cst.Call)} & set(_LEGACY)
         for name in sorted(wrapped):

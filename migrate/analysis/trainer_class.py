@@ -54,6 +54,7 @@ import libcst.matchers as m
 
 from migrate.analysis.loops import bind_call, function_training, is_range_loop
 from migrate.analysis.nodes import (
+    all_names,
     call_name,
     dotted,
     expr_statement,
@@ -314,7 +315,7 @@ class _Builder:
         self.findings: list[Finding] = []
         fit = trainer.methods[use.method]
         others = [s for s in module.body if s is not trainer.node]
-        self.taken = _all_names(others) | _all_names(fit)
+        self.taken = all_names(others) | all_names(fit)
         self.attrs: dict[str, cst.BaseExpression] = {}  # attribute -> its expression in the driver
         self.state: dict[str, tuple[str, cst.BaseStatement | None, cst.BaseExpression | None]] = {}
         self.state_origin: dict[str, cst.CSTNode] = {}
@@ -337,7 +338,7 @@ class _Builder:
         after = [self._driver_statement(stmt) for stmt in body[use.fit + 1 :]]
 
         loop = fit_body[loop_index]
-        outside = _all_names([*fit_body[:loop_index], *fit_body[loop_index + 1 :], *after])
+        outside = all_names([*fit_body[:loop_index], *fit_body[loop_index + 1 :], *after])
         new_loop_body = self._flatten(list(loop.body.body), outside=outside)
         new_loop = loop.with_changes(body=loop.body.with_changes(body=new_loop_body))
         self.positions.alias(new_loop, trainer.methods[use.method].body.body[loop_index])
@@ -422,7 +423,7 @@ class _Builder:
                 self.attrs[attr] = args[core.value]
                 continue
             rewritten = value.visit(_Rename(self.positions, dict(self.attrs), args))
-            if SELF in _all_names(rewritten):
+            if SELF in all_names(rewritten):
                 raise Unsupported("__init__ reads self in a way the reading cannot say")
             name = self.state[attr][0] if attr in self.state else unique_name(attr, self.taken)
             assign = _assign(cst.Name(name), rewritten, line, self.positions)
@@ -499,17 +500,17 @@ class _Builder:
                 self.positions.alias(stmts[-1], origin)
         elif use.result is not None:
             stmts.append(_assign(use.result, cst.Name("None"), stmt, self.positions))
-        if SELF in _all_names(stmts):
+        if SELF in all_names(stmts):
             raise Unsupported("the epoch method uses self in a way the reading cannot say")
         return site, stmts, loop_index
 
     def _driver_statement(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
         """A driver statement that may read the trainer: `trainer.attr`, `trainer.method(...)`."""
         var = self.use.var
-        if var is None or var not in _all_names(stmt):
+        if var is None or var not in all_names(stmt):
             return stmt
         new = stmt.visit(_Rename(self.positions, self.attrs, None, self._method_call, var=var))
-        if var in _all_names(new):
+        if var in all_names(new):
             raise Unsupported("the driver uses the trainer object itself")
         return new
 
@@ -543,10 +544,10 @@ class _Builder:
                     raise Unsupported(f"{method}() reads self.{node.attr.value}, which __init__ does not set")
                 if node.attr.value not in read:
                     read.append(node.attr.value)
-        local = _all_names(fn)
+        local = all_names(fn)
         params = {attr: unique_name(attr, local) for attr in read}
         body = fn.body.visit(_Rename(self.positions, {a: cst.Name(p) for a, p in params.items()}))
-        if SELF in _all_names(body):
+        if SELF in all_names(body):
             raise Unsupported(f"{method}() uses self in a way the reading cannot say")
         name = unique_name(method, self.taken)
         body = self._dict_return(fn, body, name)
@@ -601,7 +602,7 @@ class _Builder:
         for stmt in stmts:
             if stmt is skip:
                 for name in dicts:
-                    if name in _all_names(stmt):
+                    if name in all_names(stmt):
                         raise _Escapes(name)
                 out.append(stmt)
                 continue
@@ -734,7 +735,7 @@ class _Builder:
                 n for stmt in driver if not isinstance(stmt, cst.SimpleStatementLine)
                 for n in _header_names(stmt)
             ]
-            if name in _all_names(rest) or name in compound_reads:
+            if name in all_names(rest) or name in compound_reads:
                 continue
             if init is not None and not _pure(value):
                 continue
@@ -756,27 +757,10 @@ class _Builder:
             rest = [s for s in driver if s is not self.trainer.node]
         else:
             rest += driver
-        return self.trainer.name in _all_names([*rest, *self.functions.values()])
+        return self.trainer.name in all_names([*rest, *self.functions.values()])
 
 
 # --- small helpers ---------------------------------------------------------------------------
-def _all_names(nodes) -> set[str]:
-    """Every name written anywhere in `nodes`, nested functions and lambdas included: what a
-    check that nothing else mentions a name must look through."""
-    found: set[str] = set()
-    skip: set[int] = set()  # attribute names (`x.name`) and keywords (`f(name=...)`)
-    for root in nodes if isinstance(nodes, (list, tuple)) else [nodes]:
-        for node in walk(root):
-            kind = type(node)
-            if kind is cst.Attribute:
-                skip.add(id(node.attr))
-            elif kind is cst.Arg and node.keyword is not None:
-                skip.add(id(node.keyword))
-            elif kind is cst.Name and id(node) not in skip:
-                found.add(node.value)
-    return found
-
-
 def _plain_method(fn: cst.FunctionDef) -> bool:
     params = fn.params
     return (

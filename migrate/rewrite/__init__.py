@@ -8,7 +8,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from migrate.analysis.nodes import code, names_stored, names_used, target_names, unique_name
+from migrate.analysis.nodes import all_names, code, names_stored, names_used, target_names, unique_name
 from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.datamodule import build_datamodule
 from migrate.rewrite.device import clean_statements
@@ -81,7 +81,7 @@ def rewrite(module: cst.Module, plan: ScriptPlan, target: str = "runtime") -> st
     """The converted script's text, before formatting."""
     if plan.module is not None:
         module = plan.module  # the script as analysed (a trainer class read as functions)
-    taken = names_stored(list(module.body)) | set(names_used(list(module.body)))
+    taken = all_names(list(module.body))
     # The runtime's Trainer under another name where the script binds `Trainer` itself.
     trainer_cls = unique_name("LightningTrainer", taken) if "Trainer" in plan.module_names else "Trainer"
     prefix = _prefix(plan)
