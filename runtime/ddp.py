@@ -8,6 +8,7 @@ values, agreeing on stop decisions, broadcasting rank 0's view, barriers).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -277,6 +278,7 @@ def _rendezvous_store(world_size: int, rank: int) -> dist.Store:
     address = f"MASTER_ADDR={os.environ.get('MASTER_ADDR')} MASTER_PORT={os.environ.get('MASTER_PORT')}"
     try:
         _store, _, _ = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=seconds)))
+        atexit.register(_release_store)
     except (RuntimeError, TimeoutError, ValueError) as err:
         raise RuntimeError(
             f"Rank {rank} of {world_size} could not join the process group at {address} within {seconds:g} s: "
@@ -285,6 +287,14 @@ def _rendezvous_store(world_size: int, rank: int) -> dist.Store:
             f"longer with {INIT_TIMEOUT_ENV}=<seconds>."
         ) from err
     return _store
+
+
+def _release_store() -> None:
+    """Drops the store while the interpreter still runs: left to interpreter shutdown, its C++
+    side can be torn down with a thread still attached, which aborts the process (SIGABRT,
+    "terminate called without an active exception") after a run that succeeded."""
+    global _store
+    _store = None
 
 
 def _seconds_from_env(name: str, default: float) -> float:

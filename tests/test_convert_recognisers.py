@@ -215,9 +215,9 @@ def _ratio_block():
     ],
 )
 def test_printed_ratio_of_an_accumulator(text, scale, floored):
-    from migrate.analysis.loops import _printed_ratio
+    from migrate.analysis.loops import accumulator_ratio
 
-    acc, divisor, found_scale, found_floored = _printed_ratio(cst.parse_expression(text), _ratio_block())
+    acc, divisor, found_scale, found_floored = accumulator_ratio(cst.parse_expression(text), _ratio_block())
     assert acc.name == "correct" and code(divisor) == "total"
     assert (code(found_scale) if found_scale is not None else None) == scale
     assert found_floored is floored
@@ -225,9 +225,9 @@ def test_printed_ratio_of_an_accumulator(text, scale, floored):
 
 @pytest.mark.parametrize("text", ["k * correct / total", "total / correct", "correct + 1 / total", "loss / total"])
 def test_not_printed_ratio(text):
-    from migrate.analysis.loops import _printed_ratio
+    from migrate.analysis.loops import accumulator_ratio
 
-    assert _printed_ratio(cst.parse_expression(text), _ratio_block()) is None
+    assert accumulator_ratio(cst.parse_expression(text), _ratio_block()) is None
 
 
 WANDB_SCRIPT = """
