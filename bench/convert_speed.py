@@ -85,10 +85,12 @@ def main() -> int:
         print(row("all files", "", totals))
         overall = totals["engine"] / totals["floor"]
         worst = max(ratios)
+        within = sum(ratio <= TARGET_RATIO for ratio in ratios)
         print(
-            f"\nengine / floor: {overall:.2f}x over all files, median "
-            f"{statistics.median(ratios):.2f}x, worst {worst:.2f}x: target {TARGET_RATIO:g}x "
-            f"{'met' if worst <= TARGET_RATIO else 'NOT met'}"
+            f"\nengine / floor: {overall:.2f}x over all files "
+            f"(target {TARGET_RATIO:g}x {'met' if overall <= TARGET_RATIO else 'NOT met'}); per file: median "
+            f"{statistics.median(ratios):.2f}x, worst {worst:.2f}x, {within} of {len(ratios)} files within "
+            f"{TARGET_RATIO:g}x"
         )
         print(
             f"black, when on, adds {totals['black'] * 1000:.1f} ms "
