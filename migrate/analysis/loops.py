@@ -452,7 +452,7 @@ class Recogniser:
         if tb.is_counter_step(stmt, ctx.step_counters):
             ctx.add(stmt, "MIG146", Severity.INFO, "step counter removed: the Trainer counts steps (self.global_step)")
             return
-        stmt = self._writer_call(stmt)
+        stmt = self._logging_call(stmt)
         expr = expr_statement(stmt)
         mc = method_call(expr)
         if mc and isinstance(mc[0], cst.Name) and mc[0].value in block.bars:
@@ -617,8 +617,9 @@ class Recogniser:
                 shown = True
         return shown
 
-    def _writer_call(self, stmt):
-        """A SummaryWriter call, as the Lightning logging call that replaces it (else `stmt`)."""
+    def _logging_call(self, stmt):
+        """A call to a hand-made experiment logger: a SummaryWriter call comes back as the Lightning
+        logging call that replaces it; a wandb call stays as it is, with a warning; else `stmt`."""
         ctx = self.ctx
         if (call_name(expr_statement(stmt)) or "").startswith("wandb."):
             ctx.add(stmt, "MIG204", Severity.WARNING,
@@ -820,7 +821,7 @@ class Recogniser:
         ctx, env = self.ctx, block.env
         if self._carried(stmt, block):
             return
-        stmt = self._writer_call(stmt)
+        stmt = self._logging_call(stmt)
         if block.epoch and self._epoch_computation(stmt, block):
             return
         autocasts = optimization.context_autocasts(stmt)

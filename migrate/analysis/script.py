@@ -313,9 +313,7 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
             second = (index, stmt)
             continue
         if isinstance(stmt, cst.For) and is_range_loop(stmt) and _trains(stmt, functions):
-            reason = "a further training loop (another phase) runs as plain PyTorch after Trainer.fit"
-            ctx.review(stmt, reason)
-            reviewed[id(stmt)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
+            _keep_for_review(ctx, reviewed, stmt, "a further training loop (another phase)")
             continue
         if tb.is_closing(stmt, ctx.writer_names):
             dropped.add(id(stmt))
@@ -374,11 +372,10 @@ def analyse(module: cst.Module, path: str = "<stdin>", source: str | None = None
         index, second_loop = second
         between = body[loop_index + 1 : index]
         phase = next_phase(epochs_loop, epochs, between, second_loop, optimizer.name if optimizer else None)
-        if phase is None or budget is not None or any(id(s) in dropped or i in after_tests for i, s in enumerate(body) if s in between):
+        handled = any(id(body[i]) in dropped or i in after_tests for i in range(loop_index + 1, index))
+        if phase is None or budget is not None or handled:
             phase = None
-            reason = "a second training loop (another phase) runs as plain PyTorch after Trainer.fit"
-            ctx.review(second_loop, reason)
-            reviewed[id(second_loop)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
+            _keep_for_review(ctx, reviewed, second_loop, "a second training loop (another phase)")
         else:
             epochs = phase.total_epochs
             dropped.update(id(s) for s in phase.statements)
@@ -667,6 +664,13 @@ class _EpochLevel:
                          f"{item.stage} epoch-end hook: training stops once this epoch ends")
         self.ctx.epoch_statements.append(item)
         return True
+
+
+def _keep_for_review(ctx: Context, reviewed: dict[int, str], loop: cst.For, what: str) -> None:
+    """A training loop after the fitted one stays plain PyTorch, after the fit, marked."""
+    reason = f"{what} runs as plain PyTorch after Trainer.fit"
+    ctx.review(loop, reason)
+    reviewed[id(loop)] = f"# migrate: review ({reason}; make it a second Trainer.fit)"
 
 
 def _evaluates(stmt: cst.CSTNode, functions: dict[str, cst.FunctionDef]) -> bool:

@@ -13,7 +13,8 @@ from migrate.analysis.plan import LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.datamodule import build_datamodule
 from migrate.rewrite.device import clean_statements
 from migrate.rewrite.module import ModuleBuilder, metric_logged, metric_name, state_names
-from migrate.rewrite.names import Parameters, substitute
+from migrate.rewrite.names import Parameters
+from migrate.substitution import substitute
 
 PACKAGES = {"runtime": "runtime", "lightning": "lightning.pytorch"}
 

@@ -7,7 +7,8 @@ import libcst as cst
 from migrate.analysis.nodes import call_name, code, dotted, find, names_used
 from migrate.analysis.plan import ScriptPlan
 from migrate.rewrite.module import indent
-from migrate.rewrite.names import ModuleNames, Parameters, substitute
+from migrate.rewrite.names import ModuleNames, Parameters
+from migrate.substitution import substitute
 
 _METHOD = {"train": "train_dataloader", "val": "val_dataloader", "test": "test_dataloader"}
 

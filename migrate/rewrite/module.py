@@ -11,7 +11,8 @@ import libcst.matchers as m
 from migrate.analysis.nodes import code, dotted, free_names, names_stored, names_used
 from migrate.analysis.plan import Accumulator, EpochStatement, LogItem, ScriptPlan, StepPlan
 from migrate.rewrite.device import clean_statements
-from migrate.rewrite.names import _BUILTINS, ModuleNames, substitute
+from migrate.rewrite.names import _BUILTINS, ModuleNames
+from migrate.substitution import substitute
 
 REVIEW = "# migrate: review"
 _HOOK = {"train": "training_step", "val": "validation_step", "test": "test_step"}

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from migrate.analysis.nodes import dotted
-from migrate.substitution import substitute  # noqa: F401  (re-exported for the rewrite)
 
 
 _BUILTINS = set(dir(builtins))
