@@ -15,10 +15,8 @@ import libcst.matchers as m
 
 from migrate.analysis.nodes import call_name, code, dotted, expr_statement, method_call
 
-_AUTOCAST = {
-    "torch.autocast", "autocast", "torch.amp.autocast", "amp.autocast", "torch.cuda.amp.autocast",
-    "cuda.amp.autocast", "torch.cpu.amp.autocast",
-}
+_DEVICE_GENERIC_AUTOCAST = {"torch.autocast", "autocast", "torch.amp.autocast", "amp.autocast"}
+_AUTOCAST = _DEVICE_GENERIC_AUTOCAST | {"torch.cuda.amp.autocast", "cuda.amp.autocast", "torch.cpu.amp.autocast"}
 # Grad-mode contexts: the Trainer sets the grad mode of each stage itself.
 GRAD_MODES = {
     "torch.no_grad", "torch.inference_mode", "no_grad", "inference_mode", "torch.set_grad_enabled",
@@ -57,8 +55,9 @@ def autocast_of(expr: cst.BaseExpression) -> Autocast | None:
     name = call_name(expr)
     if name not in _AUTOCAST:
         return None
-    device_type = _keyword(expr, "device_type", 0 if name in ("torch.autocast", "autocast", "torch.amp.autocast", "amp.autocast") else None)
-    dtype = dotted(_keyword(expr, "dtype", 1 if "cuda" not in name and "cpu" not in name else None))
+    generic = name in _DEVICE_GENERIC_AUTOCAST  # takes (device_type, dtype) positionally
+    device_type = _keyword(expr, "device_type", 0 if generic else None)
+    dtype = dotted(_keyword(expr, "dtype", 1 if generic else None))
     if dtype in _BF16:
         precision = "bf16-mixed"
     elif dtype in _FP16:
